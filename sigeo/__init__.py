@@ -1,0 +1,1 @@
+"""SiGeo-NAS: sub-one-shot NAS for CTR models (data, search space, proxies, search, studies)."""

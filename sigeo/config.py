@@ -1,0 +1,120 @@
+"""Loading and validating the pipeline configuration; typed views of its sections.
+
+``config/schema.yaml`` is the single source of defaults: Snakemake validates the config with it
+at start, and Python callers (tests, benchmarks) go through :func:`load_config`, which uses the
+same validator, so both see identical values.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+from .data.formats import KDD_PROFILE_FILE, RawFormat, get_format
+from .errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "config" / "schema.yaml"
+
+
+def validate_config(config: dict) -> dict:
+    """Validate ``config`` in place against the schema (filling defaults); raise ConfigError."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(config, str(SCHEMA))
+    except WorkflowError as exc:
+        raise ConfigError(str(exc)) from exc
+    return config
+
+
+def load_config(source: str | os.PathLike | dict[str, Any]) -> dict:
+    """Read (if a path) and validate a configuration."""
+    config = yaml.safe_load(Path(source).read_text()) if not isinstance(source, dict) else source
+    return validate_config(config)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One entry of ``datasets:``: where its raw files come from and how to parse them."""
+
+    name: str
+    format: str
+    source: str
+    sha256: str | None
+    profile: str | None
+    profile_sha256: str | None
+    keep_id: bool
+    max_table_size: int | None
+    max_bad_rows: int
+    synthetic: dict | None
+
+    @classmethod
+    def from_config(cls, name: str, entry: dict) -> DatasetSpec:
+        return cls(
+            name=name,
+            format=entry["format"],
+            source=entry["source"],
+            sha256=entry.get("sha256"),
+            profile=entry.get("profile"),
+            profile_sha256=entry.get("profile_sha256"),
+            keep_id=entry.get("keep_id", False),
+            max_table_size=entry.get("max_table_size"),
+            max_bad_rows=entry.get("max_bad_rows", 1000),
+            synthetic=entry.get("synthetic"),
+        )
+
+    @property
+    def raw_format(self) -> RawFormat:
+        return get_format(self.format, self.keep_id)
+
+    @property
+    def is_synthetic(self) -> bool:
+        return self.source == "synthetic"
+
+    @property
+    def synthetic_dir(self) -> str:
+        return f"results/raw/{self.name}/synthetic"
+
+    def downloads(self) -> dict[str, tuple[str, str]]:
+        """File name under ``results/raw/{name}/download/`` -> (URL, sha256), for URL sources."""
+        out = {}
+        for url, sha in ((self.source, self.sha256), (self.profile, self.profile_sha256)):
+            if url and _is_url(url):
+                if not sha:
+                    raise ConfigError(f"datasets.{self.name}: URL {url} needs a sha256")
+                out[Path(urlparse(url).path).name] = (url, sha)
+        return out
+
+    def raw_path(self) -> str:
+        """The main raw file the prepare step reads."""
+        if self.is_synthetic:
+            return f"{self.synthetic_dir}/{self.raw_format.file_name}"
+        return self._local(self.source)
+
+    def profile_path(self) -> str | None:
+        """KDD's userid_profile.txt (default: next to the main raw file); None for other formats."""
+        if self.format != "kdd":
+            return None
+        if self.is_synthetic:
+            return f"{self.synthetic_dir}/{KDD_PROFILE_FILE}"
+        return self._local(self.profile) if self.profile else str(Path(self.raw_path()).parent / KDD_PROFILE_FILE)
+
+    def _local(self, location: str) -> str:
+        if _is_url(location):
+            return f"results/raw/{self.name}/download/{Path(urlparse(location).path).name}"
+        return location
+
+
+def _is_url(location: str) -> bool:
+    return location.startswith(("http://", "https://"))
+
+
+def datasets(config: dict) -> dict[str, DatasetSpec]:
+    return {name: DatasetSpec.from_config(name, entry) for name, entry in config["datasets"].items()}

@@ -1,0 +1,1 @@
+"""Raw CTR formats, synthetic data, streaming preprocessing and the memory-mapped store."""

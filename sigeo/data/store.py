@@ -1,0 +1,117 @@
+"""The prepared-data store: per split ``dense.npy``, ``sparse.npy``, ``label.npy`` and ``meta.json``.
+
+Rows are appended while streaming, so the final row count is unknown when a file is opened.
+``NpyAppender`` reserves a fixed-size ``.npy`` header, appends raw rows, and rewrites the header
+with the true shape on close: no second copy of a multi-GB split, and the result is a standard
+``.npy`` that ``np.load(mmap_mode="r")`` maps without reading.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..io import read_json
+
+SPLITS = ("train", "val", "test")
+_HEADER_BYTES = 128  # magic (6) + version (2) + length (2) + a dict that always fits in 118 bytes
+
+
+class NpyAppender:
+    """Append rows of a fixed dtype and row shape to a ``.npy`` file of unknown final length."""
+
+    def __init__(self, path: str | os.PathLike, dtype: np.dtype | str, row_shape: tuple[int, ...]) -> None:
+        self.path = Path(path)
+        self.dtype = np.dtype(dtype)
+        self.row_shape = tuple(row_shape)
+        self.rows = 0
+        self._fh = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+        self._fh.write(self._header(0))
+
+    def _header(self, rows: int) -> bytes:
+        shape = (rows, *self.row_shape)
+        text = repr({"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": shape})
+        body_len = _HEADER_BYTES - 10
+        body = text.encode("latin1").ljust(body_len - 1) + b"\n"
+        if len(body) != body_len:
+            raise ValueError(f"npy header too long for {shape}")
+        return np.lib.format.magic(1, 0) + body_len.to_bytes(2, "little") + body
+
+    def append(self, rows: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        if rows.shape[1:] != self.row_shape:
+            raise ValueError(f"{self.path}: row shape {rows.shape[1:]} != {self.row_shape}")
+        self._fh.write(rows.tobytes())
+        self.rows += rows.shape[0]
+
+    def close(self) -> None:
+        self._fh.seek(0)
+        self._fh.write(self._header(self.rows))
+        self._fh.close()
+
+
+@dataclass(frozen=True)
+class Split:
+    """One memory-mapped split; batches are contiguous row ranges."""
+
+    dense: np.ndarray
+    sparse: np.ndarray
+    label: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.label.shape[0])
+
+    def head(self, rows: int) -> Split:
+        """The first ``rows`` rows (a warm-up level trains on a prefix of the training split)."""
+        return Split(self.dense[:rows], self.sparse[:rows], self.label[:rows])
+
+    def batch(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows ``start:stop`` in memory: ``(dense float32 [B,D], sparse int64 [B,C], label float32 [B])``."""
+        return (
+            np.array(self.dense[start:stop], dtype=np.float32),
+            np.array(self.sparse[start:stop], dtype=np.int64),
+            np.array(self.label[start:stop], dtype=np.float32),
+        )
+
+    def batches(
+        self, batch_size: int, start_batch: int = 0, drop_last: bool = False
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        n = len(self)
+        stop = n - n % batch_size if drop_last else n
+        for start in range(start_batch * batch_size, stop, batch_size):
+            yield self.batch(start, min(start + batch_size, n))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A prepared dataset folder: its metadata and its memory-mapped splits."""
+
+    root: Path
+    meta: dict
+
+    @classmethod
+    def open(cls, root: str | os.PathLike) -> Dataset:
+        root = Path(root)
+        return cls(root=root, meta=read_json(root / "meta.json"))
+
+    def split(self, name: str) -> Split:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; expected one of {SPLITS}")
+        d = self.root / name
+        return Split(*(np.load(d / f"{part}.npy", mmap_mode="r") for part in ("dense", "sparse", "label")))
+
+    @property
+    def table_sizes(self) -> list[int]:
+        return list(self.meta["table_sizes"])
+
+    @property
+    def num_dense(self) -> int:
+        return len(self.meta["dense_features"])
+
+    @property
+    def num_sparse(self) -> int:
+        return len(self.meta["sparse_features"])

@@ -1,0 +1,57 @@
+"""Schema validation: defaults filled, every violation named."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from sigeo.config import ROOT, DatasetSpec, datasets, load_config
+from sigeo.errors import ConfigError
+
+
+def base() -> dict:
+    return {"datasets": {"demo": {"format": "criteo", "source": "synthetic", "synthetic": {"rows": 100}}}}
+
+
+def test_defaults_are_filled():
+    config = load_config(base())
+    assert config["seed"] == 2023
+    demo = config["datasets"]["demo"]
+    assert demo["max_bad_rows"] == 1000 and demo["keep_id"] is False
+    assert demo["synthetic"]["positive_rate"] == 0.25
+
+
+def test_shipped_config_is_valid():
+    config = load_config(ROOT / "config" / "config.yaml")
+    assert "demo" in datasets(config)
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        (lambda c: c.update(bogus=1), "bogus"),
+        (lambda c: c["datasets"].update({"Bad-Name": c["datasets"]["demo"]}), "Bad-Name"),
+        (lambda c: c["datasets"]["demo"].update(format="parquet"), "parquet"),
+        (lambda c: c["datasets"]["demo"].update(source="https://x.org/train.txt"), "sha256"),
+        (lambda c: c["datasets"]["demo"]["synthetic"].update(rows="many"), "many"),
+        (lambda c: c["datasets"]["demo"].pop("synthetic"), "synthetic"),
+        (lambda c: c["datasets"]["demo"].update(format="kdd", source="http://h/t.txt", sha256="a" * 64), "profile"),
+    ],
+)
+def test_violations_name_the_key(change, needle):
+    config = copy.deepcopy(base())
+    change(config)
+    with pytest.raises(ConfigError, match=needle):
+        load_config(config)
+
+
+def test_dataset_paths():
+    url, profile = "https://example.org/data/train.txt.gz", "https://example.org/data/users.txt"
+    entry = {"format": "kdd", "source": url, "sha256": "a" * 64, "profile": profile, "profile_sha256": "b" * 64}
+    spec = DatasetSpec.from_config("k", entry)
+    assert spec.raw_path() == "results/raw/k/download/train.txt.gz"
+    assert spec.profile_path() == "results/raw/k/download/users.txt"
+    assert spec.downloads() == {"train.txt.gz": (url, "a" * 64), "users.txt": (profile, "b" * 64)}
+    local = DatasetSpec.from_config("c", {"format": "criteo", "source": "/data/criteo/train.txt"})
+    assert local.raw_path() == "/data/criteo/train.txt" and local.profile_path() is None

@@ -1,0 +1,46 @@
+"""The Snakemake workflow: lint, dry runs, start-up validation, and a real run of the data stage."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import ROOT, run_snakemake, write_config
+
+
+def tiny_config(demo_config: dict) -> dict:
+    config = dict(demo_config)
+    config["datasets"] = {"tiny": {**demo_config["datasets"]["demo"], "synthetic": {"rows": 3000, "seed": 1}}}
+    return config
+
+
+def test_lint_is_clean():
+    proc = run_snakemake(ROOT, "--lint", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Congratulations" in proc.stdout + proc.stderr
+
+
+def test_dry_run_of_the_default_config(tmp_path, demo_config):
+    write_config(tmp_path, demo_config)
+    proc = run_snakemake(tmp_path, "-n", "--quiet", "rules")
+    assert "prepare" in proc.stdout and "synthesize" in proc.stdout
+
+
+def test_bad_config_fails_at_start_naming_the_key(tmp_path, demo_config):
+    config = tiny_config(demo_config)
+    config["datasets"]["tiny"]["max_bad_rows"] = "lots"
+    write_config(tmp_path, config)
+    proc = run_snakemake(tmp_path, "-n", check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "max_bad_rows" in out and "lots" in out
+
+
+def test_data_stage_runs_and_is_then_up_to_date(tmp_path, demo_config):
+    write_config(tmp_path, tiny_config(demo_config))
+    run_snakemake(tmp_path, "--cores", "2", "results/data/tiny/meta.json")
+    meta = json.loads((tmp_path / "results/data/tiny/meta.json").read_text())
+    assert sum(meta["rows"].values()) == 3000
+    assert (tmp_path / "benchmarks/prepare/tiny.tsv").exists()
+    assert "prepared" in (tmp_path / "logs/prepare/tiny.log").read_text()
+    again = run_snakemake(tmp_path, "--cores", "2", "results/data/tiny/meta.json")
+    assert "Nothing to be done" in again.stdout + again.stderr
