@@ -1,0 +1,45 @@
+"""One table, several formats: CSV for machines (full precision), Markdown/LaTeX/HTML for people."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+
+from ..io import atomic_path, write_text
+
+PathLike = str | os.PathLike
+
+
+def write_table(
+    df: pd.DataFrame,
+    csv: PathLike | None = None,
+    md: PathLike | None = None,
+    tex: PathLike | None = None,
+    html: PathLike | None = None,
+    *,
+    digits: int = 3,
+    index: bool = False,
+) -> None:
+    """Write ``df`` to each given path; floats keep full precision in CSV and ``digits`` decimals elsewhere."""
+    fmt = f"{{:.{digits}f}}"
+    if csv is not None:
+        with atomic_path(csv, ".csv") as tmp:
+            df.to_csv(tmp, index=index)
+    if md is not None:
+        write_text(md, formatted(df, digits).to_markdown(index=index, stralign="right") + "\n")
+    if tex is not None:
+        write_text(tex, df.to_latex(index=index, float_format=fmt.format, na_rep="--"))
+    if html is not None:
+        write_text(html, df.to_html(index=index, float_format=fmt.format, na_rep="–", border=0) + "\n")
+
+
+def formatted(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Float columns as strings with ``digits`` decimals (NaN as "–"); other columns untouched.
+
+    Tabulate would otherwise format integer columns as floats once a frame mixes both.
+    """
+    fmt = f"{{:.{digits}f}}"
+    return df.apply(
+        lambda col: col.map(lambda v: "–" if pd.isna(v) else fmt.format(v)) if col.dtype.kind == "f" else col
+    )
