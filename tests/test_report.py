@@ -12,7 +12,7 @@ from sigeo.report.tables import write_table
 
 def frame() -> pd.DataFrame:
     return pd.DataFrame(
-        {"level": [0.0, 0.1], "proxy": ["loss", "zico"], "spearman": [0.123456789, np.nan], "n": [625, 7]}
+        {"level": [0.0, 0.1], "proxy": ["loss", "mean |grad|"], "spearman": [0.123456789, np.nan], "n": [625, 7]}
     )
 
 
@@ -21,8 +21,10 @@ def test_write_table_all_formats(tmp_path):
     out = {ext: tmp_path / f"t.{ext}" for ext in ("csv", "md", "tex", "html")}
     write_table(df, out["csv"], out["md"], out["tex"], out["html"])
     pd.testing.assert_frame_equal(pd.read_csv(out["csv"]), df)
-    md = out["md"].read_text()
-    assert md.splitlines()[0].split("|")[1].strip() == "level" and "0.123" in md and "0.1234" not in md
+    md = out["md"].read_text().splitlines()
+    assert [cell.strip() for cell in md[0].split("|")[1:-1]] == ["level", "proxy", "spearman", "n"]
+    assert md[2].split() == ["|", "0.000", "|", "loss", "|", "0.123", "|", "625", "|"]
+    assert md[3].split() == ["|", "0.100", "|", "mean", "\\|grad\\|", "|", "–", "|", "7", "|"]
     tex = out["tex"].read_text()
     assert "\\begin{tabular}" in tex and "0.123" in tex and "--" in tex
     assert "<table" in out["html"].read_text()

@@ -27,7 +27,7 @@ def write_table(
         with atomic_path(csv, ".csv") as tmp:
             df.to_csv(tmp, index=index)
     if md is not None:
-        write_text(md, formatted(df, digits).to_markdown(index=index, stralign="right") + "\n")
+        write_text(md, markdown(df, digits, index) + "\n")
     if tex is not None:
         write_text(tex, df.to_latex(index=index, float_format=fmt.format, na_rep="--"))
     if html is not None:
@@ -37,9 +37,20 @@ def write_table(
 def formatted(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """Float columns as strings with ``digits`` decimals (NaN as "–"); other columns untouched.
 
-    Tabulate would otherwise format integer columns as floats once a frame mixes both.
+    Markdown is written from these strings verbatim: tabulate would re-parse numbers and print an
+    integer column as floats once a frame mixes both.
     """
     fmt = f"{{:.{digits}f}}"
     return df.apply(
         lambda col: col.map(lambda v: "–" if pd.isna(v) else fmt.format(v)) if col.dtype.kind == "f" else col
     )
+
+
+def markdown(df: pd.DataFrame, digits: int = 3, index: bool = False) -> str:
+    """A Markdown table: floats with ``digits`` decimals, "|" in names and cells escaped."""
+
+    def escape(value: object) -> object:
+        return value.replace("|", "\\|") if isinstance(value, str) else value
+
+    cells = formatted(df, digits).map(escape).rename(columns=escape)
+    return cells.to_markdown(index=index, disable_numparse=True, stralign="right")
