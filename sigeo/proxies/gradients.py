@@ -95,7 +95,9 @@ class GradientMoments:
         flat = record.flat
         sizes = torch.tensor(record.sizes, device=flat.device)
         owner = torch.repeat_interleave(torch.arange(len(record.names), device=flat.device), sizes)
-        return cls(record.names, flat.abs().mean(0), flat.std(0, correction=1), owner)
+        # two-pass std by hand: torch.std over the short batch axis is ~20× slower on CPU
+        sigma = (flat - flat.mean(0)).square_().sum(0).div_(record.num_batches - 1).sqrt_()
+        return cls(record.names, flat.abs().mean(0), sigma, owner)
 
     @cached_property
     def varying(self) -> torch.Tensor:
