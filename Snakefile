@@ -17,6 +17,7 @@ wildcard_constraints:
 
 
 include: "rules/data.smk"
+include: "rules/theory.smk"
 
 
 rule all:

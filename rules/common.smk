@@ -35,4 +35,7 @@ def download_param(key):
 
 
 def all_targets():
-    return expand("results/data/{dataset}/meta.json", dataset=DATASETS)
+    return [
+        *expand("results/data/{dataset}/meta.json", dataset=DATASETS),
+        *rules.theory_aggregate.output,
+    ]

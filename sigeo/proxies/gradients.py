@@ -1,0 +1,216 @@
+"""The one gradient-collection pass that every gradient-based proxy shares.
+
+SiGeo, ZiCo, Fisher–Rao, the training loss and the gradient statistics all read the same
+per-parameter gradients of a few probe batches, so a candidate is back-propagated once per batch,
+not once per proxy. Gradients are cloned into one float64 matrix (REFERENCE §5.3.3: the reference
+kept views, which PyTorch overwrote in place) and keyed by parameter name (§5.3.2: it keyed by the
+printed module, merging unrelated layers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from functools import cached_property
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+SIGEO_MODES = ("fixed", "faithful")
+
+LossFn = Callable[[nn.Module, Any], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """Proxy settings from the config's ``proxy`` section (defaults live in the schema) and the run's seed."""
+
+    zico_coef: float
+    fr_coef: float
+    loss_coef: float
+    sigeo_mode: str
+    seed: int
+
+    def __post_init__(self) -> None:
+        if self.sigeo_mode not in SIGEO_MODES:
+            raise ConfigError(f"proxy.sigeo_mode must be one of {', '.join(SIGEO_MODES)}, got {self.sigeo_mode!r}")
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ProbeSettings:
+        """Read a validated config: every field from ``proxy`` except the seed, which is the run's ``seed``."""
+        section = config["proxy"]
+        return cls(**{f.name: section[f.name] for f in fields(cls) if f.name != "seed"}, seed=config["seed"])
+
+
+@dataclass(frozen=True)
+class GradientRecord:
+    """Gradients of the measured parameters over E probe batches, stored as one float64 matrix.
+
+    ``flat`` is [E, N]: row b holds every measured parameter's flattened gradient after batch b,
+    parameters in ``names`` order with ``sizes`` elements each; ``theta_flat`` [N] holds the
+    parameter values after the pass. ``grads`` and ``theta`` are per-parameter views of them.
+    """
+
+    names: tuple[str, ...]
+    sizes: tuple[int, ...]
+    flat: torch.Tensor
+    theta_flat: torch.Tensor
+    losses: list[float]
+
+    @property
+    def grads(self) -> dict[str, torch.Tensor]:
+        """Parameter name -> [E, n] gradients."""
+        return dict(zip(self.names, self.flat.split(self.sizes, dim=1), strict=True))
+
+    @property
+    def theta(self) -> dict[str, torch.Tensor]:
+        """Parameter name -> [n] values after the pass."""
+        return dict(zip(self.names, self.theta_flat.split(self.sizes), strict=True))
+
+    @property
+    def num_batches(self) -> int:
+        return self.flat.shape[0]
+
+
+@dataclass(frozen=True)
+class GradientMoments:
+    """Per-element mean |g| (``mu``) and unbiased std (``sigma``, ddof 1) over the probe batches.
+
+    ``owner`` maps each element to its parameter's index in ``names``, so per-parameter sums are one
+    ``index_add`` instead of a loop over parameters.
+    """
+
+    names: tuple[str, ...]
+    mu: torch.Tensor
+    sigma: torch.Tensor
+    owner: torch.Tensor
+
+    @classmethod
+    def of(cls, record: GradientRecord) -> GradientMoments:
+        if record.num_batches < 2:
+            raise ValueError(f"gradient statistics need at least 2 probe batches, got {record.num_batches}")
+        flat = record.flat
+        sizes = torch.tensor(record.sizes, device=flat.device)
+        owner = torch.repeat_interleave(torch.arange(len(record.names), device=flat.device), sizes)
+        # two-pass std by hand: torch.std over the short batch axis is ~20× slower on CPU
+        sigma = (flat - flat.mean(0)).square_().sum(0).div_(record.num_batches - 1).sqrt_()
+        return cls(record.names, flat.abs().mean(0), sigma, owner)
+
+    @cached_property
+    def varying(self) -> torch.Tensor:
+        """Elements whose gradient varies over the batches (σ ≠ 0); NaN σ counts, so NaN propagates."""
+        return self.sigma != 0
+
+    def per_parameter_sum(self, values: torch.Tensor) -> torch.Tensor:
+        """[N] element values -> [P] sums per parameter."""
+        out = torch.zeros(len(self.names), dtype=values.dtype, device=values.device)
+        return out.index_add_(0, self.owner, values)
+
+
+def collect_gradients(
+    model: nn.Module,
+    batches: Sequence[Any],
+    loss_fn: LossFn,
+    params: Mapping[str, nn.Parameter],
+    step: Callable[[], object] | None = None,
+    accumulate: bool = False,
+) -> GradientRecord:
+    """Back-propagate each batch and record the measured parameters' gradients (see ProbeContext)."""
+    if not params:
+        raise ValueError("no parameters to measure")
+    if not batches:
+        raise ValueError("no probe batches")
+    tensors = list(params.values())
+    numels = [p.numel() for p in tensors]
+    flat = torch.empty(len(batches), sum(numels), dtype=torch.float64, device=tensors[0].device)
+    present = torch.zeros(len(tensors), dtype=torch.bool)
+    losses = []
+    with torch.enable_grad():
+        for row, batch in enumerate(batches):
+            if not accumulate:
+                model.zero_grad(set_to_none=True)
+            loss = loss_fn(model, batch)
+            losses.append(float(loss.detach()))
+            loss.backward()
+            if step is not None:
+                step()
+            parts = []
+            for i, (p, n) in enumerate(zip(tensors, numels, strict=True)):
+                grad = p.grad
+                if grad is None:
+                    parts.append(torch.zeros(n, dtype=torch.float64, device=flat.device))
+                    continue
+                present[i] = True
+                parts.append((grad.to_dense() if grad.is_sparse else grad).reshape(-1).to(torch.float64))
+            torch.cat(parts, out=flat[row])
+    theta = torch.cat([p.detach().reshape(-1).to(torch.float64) for p in tensors])
+    names = tuple(params)
+    if not bool(present.all()):
+        keep = present.tolist()
+        columns = torch.repeat_interleave(present, torch.tensor(numels)).to(flat.device)
+        flat, theta = flat[:, columns], theta[columns]
+        names = tuple(name for name, k in zip(names, keep, strict=True) if k)
+        numels = [n for n, k in zip(numels, keep, strict=True) if k]
+    return GradientRecord(names=names, sizes=tuple(numels), flat=flat, theta_flat=theta, losses=losses)
+
+
+class ProbeContext:
+    """What a proxy may look at for one candidate: the model, its probe batches, and shared results.
+
+    ``loss_fn(model, batch)`` returns the mean loss of a batch; ``params`` (default: every parameter
+    with ``requires_grad``) are the ones measured. ``step``, if given, runs after each backward and
+    before the gradients are recorded — faithful SiGeo passes gradient clipping plus an optimizer step,
+    so the record holds post-clipping gradients and θ after the last step (REFERENCE §5.1).
+    ``accumulate=True`` leaves gradients un-zeroed between and before batches, so each recorded row is
+    the running sum (the theory study's faithful mode reproduces the reference's twin network this way).
+    ``extras`` carries stage-specific inputs for proxies that need more than gradients.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        batches: Sequence[Any],
+        loss_fn: LossFn,
+        settings: ProbeSettings,
+        params: Mapping[str, nn.Parameter] | None = None,
+        step: Callable[[], object] | None = None,
+        extras: Mapping[str, Any] | None = None,
+        *,
+        accumulate: bool = False,
+    ) -> None:
+        self.model = model
+        self.batches = list(batches)
+        self.loss_fn = loss_fn
+        self.settings = settings
+        self.params = (
+            dict(params) if params is not None else {name: p for name, p in model.named_parameters() if p.requires_grad}
+        )
+        self.step = step
+        self.extras = dict(extras or {})
+        self.accumulate = accumulate
+        self._record: GradientRecord | None = None
+        self._moments: GradientMoments | None = None
+        self._error: Exception | None = None
+
+    def gradients(self) -> GradientRecord:
+        """The gradient record, collected on first use and then shared (a failure is shared too)."""
+        if self._error is not None:
+            raise self._error
+        if self._record is None:
+            try:
+                self._record = collect_gradients(
+                    self.model, self.batches, self.loss_fn, self.params, self.step, self.accumulate
+                )
+            except (FloatingPointError, RuntimeError) as exc:
+                self._error = exc
+                raise
+        return self._record
+
+    def moments(self) -> GradientMoments:
+        """Mean |g| and std per element over the probe batches, computed once."""
+        if self._moments is None:
+            self._moments = GradientMoments.of(self.gradients())
+        return self._moments

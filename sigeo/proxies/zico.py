@@ -1,0 +1,32 @@
+"""ZiCo: Σ_p log Σ_{i: σ_i>0} μ_i/σ_i — high mean-to-spread gradient ratios mark trainable networks."""
+
+from __future__ import annotations
+
+import torch
+
+from .gradients import GradientMoments, ProbeContext
+from .registry import register
+
+
+def zico_value(moments: GradientMoments, first_only: bool = False) -> float:
+    """The ZiCo term over every measured parameter (parameters whose gradient never varies add nothing).
+
+    ``first_only`` reproduces the reference's bug (REFERENCE §5.3.1): each parameter contributes only
+    log(μ/σ) of its first element with σ ≠ 0 instead of the log of the sum over all such elements.
+    """
+    mu, sigma, varying = moments.mu, moments.sigma, moments.varying
+    if first_only:
+        position = torch.arange(mu.numel(), device=mu.device)
+        first = torch.full((len(moments.names),), mu.numel(), dtype=torch.long, device=mu.device)
+        first.scatter_reduce_(0, moments.owner[varying], position[varying], reduce="amin")
+        first = first[first < mu.numel()]
+        ratio = mu[first] / sigma[first]
+        return float(torch.log(ratio[ratio != 0]).sum())
+    ratios = moments.per_parameter_sum(torch.where(varying, mu / sigma, torch.zeros_like(mu)))
+    counted = moments.per_parameter_sum(varying.to(mu.dtype)) > 0
+    return float(torch.log(ratios[counted]).sum())
+
+
+@register("zico", higher_is_better=True)
+def zico(ctx: ProbeContext) -> dict[str, float]:
+    return {"zico": zico_value(ctx.moments())}

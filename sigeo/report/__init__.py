@@ -1,0 +1,1 @@
+"""Report outputs: tables (CSV, Markdown, LaTeX, HTML) and figures (PNG, PDF), written atomically."""

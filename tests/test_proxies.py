@@ -1,0 +1,220 @@
+"""Proxies on a 3-parameter linear model whose gradients are worked out by hand in the comments.
+
+Model ŷ = w·x + b with w = (1, −1), b = 0.5; loss = squared error of one sample per batch, so
+∂L/∂w = 2r·x and ∂L/∂b = 2r with r = ŷ − y. Batches (x, y) and residuals without optimizer steps:
+  1: x=(1,0), y=1 → r= 0.5 → g_w=( 1, 0), g_b= 1, L=0.25
+  2: x=(0,1), y=0 → r=−0.5 → g_w=( 0,−1), g_b=−1, L=0.25
+  3: x=(1,1), y=2 → r=−1.5 → g_w=(−3,−3), g_b=−3, L=2.25
+Per element over the 3 batches (σ with ddof 1):
+  w₀: 1, 0, −3 → μ=4/3, σ²=((5/3)²+(2/3)²+(7/3)²)/2 = 13/3
+  w₁: 0, −1, −3 → μ=4/3, σ²=((4/3)²+(1/3)²+(5/3)²)/2 = 7/3
+  b:  1, −1, −3 → μ=5/3, σ²=(2²+0²+2²)/2 = 4
+θ·Σ_b g = 1·(−2) + (−1)·(−4) + 0.5·(−3) = 0.5.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from sigeo.errors import ConfigError
+from sigeo.proxies import PROXIES, ProbeContext, ProbeSettings, get_proxy, register, score
+
+ALL = ["zico", "fisher_rao", "loss", "grad_abs_mean", "grad_std", "sigeo"]
+BATCHES = [
+    (torch.tensor([[1.0, 0.0]]), torch.tensor([1.0])),
+    (torch.tensor([[0.0, 1.0]]), torch.tensor([0.0])),
+    (torch.tensor([[1.0, 1.0]]), torch.tensor([2.0])),
+]
+
+Z_FIXED = math.log(4 / 3 / math.sqrt(13 / 3) + 4 / 3 / math.sqrt(7 / 3)) + math.log(5 / 3 / 2)
+Z_FIRST = math.log(4 / 3 / math.sqrt(13 / 3)) + math.log(5 / 3 / 2)
+F = math.log(0.5 + 1e-10)
+
+
+def settings(mode: str = "fixed", zico: float = 1.0, fr: float = 1.0, loss: float = 0.0) -> ProbeSettings:
+    return ProbeSettings(zico_coef=zico, fr_coef=fr, loss_coef=loss, sigeo_mode=mode, seed=0)
+
+
+def linear() -> nn.Linear:
+    model = nn.Linear(2, 1)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, -1.0]]))
+        model.bias.copy_(torch.tensor([0.5]))
+    return model
+
+
+def mse(model: nn.Module, batch) -> torch.Tensor:
+    x, y = batch
+    return ((model(x).squeeze(1) - y) ** 2).mean()
+
+
+def context(probe: ProbeSettings | None = None, **kwargs) -> ProbeContext:
+    model = kwargs.pop("model", None) or linear()
+    return ProbeContext(model, kwargs.pop("batches", BATCHES), mse, probe or settings(), **kwargs)
+
+
+def test_gradient_record_holds_the_hand_computed_gradients():
+    record = context().gradients()
+    assert record.names == ("weight", "bias") and record.sizes == (2, 1)
+    assert record.flat.dtype == torch.float64
+    assert record.grads["weight"].tolist() == [[1, 0], [0, -1], [-3, -3]]
+    assert record.grads["bias"].tolist() == [[1], [-1], [-3]]
+    assert record.theta["weight"].tolist() == [1, -1] and record.theta["bias"].tolist() == [0.5]
+    assert record.losses == [0.25, 0.25, 2.25]
+
+
+def test_every_proxy_matches_the_hand_computed_value():
+    scores = score(ALL, context())
+    assert scores["zico"] == pytest.approx(Z_FIXED, rel=1e-12)
+    assert scores["fisher_rao"] == pytest.approx(F, rel=1e-12)
+    assert scores["loss"] == 2.25
+    assert scores["grad_abs_mean"] == pytest.approx(13 / 3, rel=1e-12)
+    assert scores["grad_std"] == pytest.approx(math.sqrt(13 / 3) + math.sqrt(7 / 3) + 2, rel=1e-12)
+    assert scores["sigeo"] == pytest.approx(Z_FIXED + F, rel=1e-12)
+
+
+def test_sigeo_coefficients_and_components():
+    scores = score(["sigeo"], context(settings(zico=2.0, fr=0.5, loss=1.0)))
+    assert scores["sigeo"] == pytest.approx(2 * Z_FIXED + 0.5 * F - 2.25, rel=1e-12)
+    assert scores["zico"] == pytest.approx(Z_FIXED) and scores["fisher_rao"] == pytest.approx(F)
+    assert scores["loss"] == 2.25
+
+
+def test_faithful_sigeo_differs_from_fixed_only_in_the_zico_term():
+    fixed = score(["sigeo"], context(settings("fixed")))
+    faithful = score(["sigeo"], context(settings("faithful")))
+    assert faithful["zico"] == pytest.approx(Z_FIRST, rel=1e-12)
+    assert fixed["zico"] - faithful["zico"] == pytest.approx(
+        math.log(1 + math.sqrt(13 / 7))  # log((a + b) / a) with a, b the two weight ratios
+    )
+    assert faithful["fisher_rao"] == fixed["fisher_rao"] and faithful["loss"] == fixed["loss"]
+    assert faithful["sigeo"] == pytest.approx(Z_FIRST + F, rel=1e-12)
+
+
+def test_faithful_sigeo_with_optimizer_steps_and_head_only_parameters():
+    """SGD (lr 0.1) between batches, as faithful SiGeo runs it; by hand:
+    after 1: w=(0.9,−1), b=0.4; batch 2: r=−0.6 → g_w=(0,−1.2), g_b=−1.2 → w=(0.9,−0.88), b=0.52;
+    batch 3: r=0.9−0.88+0.52−2=−1.46 → g_w=(−2.92,−2.92), g_b=−2.92, L=1.46² → w=(1.192,−0.588), b=0.812.
+    Weight column 0: 1, 0, −2.92 → μ=3.92/3, mean −0.64, σ²=(1.64²+0.64²+2.28²)/2=4.1488.
+    Measuring the weight only: θ·Σg = 1.192·(−1.92) + (−0.588)·(−4.12) = 0.13392.
+    """
+    model = linear()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    ctx = context(settings("faithful"), model=model, step=optimizer.step, params={"weight": model.weight})
+    scores = score(["sigeo"], ctx)
+    record = ctx.gradients()
+    assert record.names == ("weight",)
+    torch.testing.assert_close(record.flat, torch.tensor([[1, 0], [0, -1.2], [-2.92, -2.92]], dtype=torch.float64))
+    torch.testing.assert_close(record.theta_flat, torch.tensor([1.192, -0.588], dtype=torch.float64))
+    assert scores["loss"] == pytest.approx(1.46**2, rel=1e-6)
+    assert scores["zico"] == pytest.approx(math.log(3.92 / 3 / math.sqrt(4.1488)), rel=1e-6)
+    assert scores["fisher_rao"] == pytest.approx(math.log(0.13392), rel=1e-5)
+    assert scores["sigeo"] == pytest.approx(scores["zico"] + scores["fisher_rao"], rel=1e-12)
+
+
+def test_accumulate_records_running_sums():
+    record = context(accumulate=True).gradients()
+    assert record.grads["weight"].tolist() == [[1, 0], [1, -1], [-2, -4]]
+    assert record.grads["bias"].tolist() == [[1], [0], [-3]]
+
+
+def test_gradients_are_cloned_and_collected_once():
+    calls = []
+
+    def counting_mse(model, batch):
+        calls.append(1)
+        return mse(model, batch)
+
+    model = linear()
+    ctx = ProbeContext(model, BATCHES, counting_mse, settings())
+    score(ALL, ctx)
+    assert len(calls) == 3
+    before = ctx.gradients().flat.clone()
+    with torch.no_grad():
+        model.weight.add_(10.0)
+        model.weight.grad.add_(10.0)
+    assert torch.equal(ctx.gradients().flat, before)
+    assert ctx.gradients().theta["weight"].tolist() == [1, -1]
+
+
+def test_missing_gradients_are_zeros_and_unused_parameters_are_left_out():
+    class Two(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Parameter(torch.tensor([2.0]))
+            self.b = nn.Parameter(torch.tensor([3.0]))
+            self.unused = nn.Parameter(torch.tensor([1.0]))
+
+    def loss_fn(model, batch):  # d/da = x, d/db = x only when the batch uses b
+        x, use_b = batch
+        return model.a * x + (model.b * x if use_b else 0.0)
+
+    batches = [(torch.tensor([1.0]), True), (torch.tensor([2.0]), False), (torch.tensor([4.0]), True)]
+    record = ProbeContext(Two(), batches, lambda m, b: loss_fn(m, b).sum(), settings()).gradients()
+    assert record.names == ("a", "b")
+    assert record.grads["a"].flatten().tolist() == [1, 2, 4]
+    assert record.grads["b"].flatten().tolist() == [1, 0, 4]
+    assert record.theta_flat.tolist() == [2, 3]
+
+
+def test_nan_and_inf_are_kept():
+    nan_batches = [*BATCHES[:2], (torch.tensor([[1.0, 1.0]]), torch.tensor([math.nan]))]
+    scores = score(ALL, context(batches=nan_batches))
+    assert all(math.isnan(scores[name]) for name in ALL)
+    inf_batches = [*BATCHES[:2], (torch.tensor([[1.0, 1.0]]), torch.tensor([math.inf]))]
+    scores = score(ALL, context(batches=inf_batches))
+    assert scores["loss"] == math.inf
+    assert not math.isfinite(scores["fisher_rao"]) and not math.isfinite(scores["sigeo"])
+
+
+def test_a_failing_candidate_scores_nan_and_warns(caplog):
+    def broken(model, batch):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    ctx = ProbeContext(linear(), BATCHES, broken, settings())
+    with caplog.at_level(logging.WARNING, logger="sigeo.proxies.registry"):
+        scores = score(["zico", "loss"], ctx)
+    assert math.isnan(scores["zico"]) and math.isnan(scores["loss"])
+    assert "zico" in caplog.text and "shapes cannot be multiplied" in caplog.text
+
+
+def test_unknown_proxy_names_the_known_ones():
+    with pytest.raises(ConfigError, match=r"unknown proxy 'zeco'; known proxies: fisher_rao, grad_abs_mean, .*, zico"):
+        score(["zeco"], context())
+    with pytest.raises(ConfigError, match="sigeo"):
+        get_proxy("nope")
+
+
+def test_registry_directions_and_registration():
+    assert {name: PROXIES[name].higher_is_better for name in ALL} == {
+        "zico": True, "fisher_rao": True, "loss": False, "grad_abs_mean": True, "grad_std": True, "sigeo": True,
+    }  # fmt: skip
+
+    @register("test_constant", higher_is_better=False)
+    def constant(ctx):
+        return {"test_constant": 7.0, "extra": 1.0}
+
+    try:
+        assert score(["test_constant"], context()) == {"test_constant": 7.0, "extra": 1.0}
+        with pytest.raises(ValueError, match="already registered"):
+            register("test_constant", higher_is_better=True)(constant)
+    finally:
+        del PROXIES["test_constant"]
+
+
+def test_own_score_wins_over_a_component_of_the_same_name():
+    scores = score(["sigeo", "zico"], context(settings("faithful")))
+    assert scores["zico"] == pytest.approx(Z_FIXED)
+    assert scores["sigeo"] == pytest.approx(Z_FIRST + F)
+
+
+def test_settings_from_config_and_bad_mode():
+    config = {"seed": 5, "proxy": {"zico_coef": 1, "fr_coef": 2, "loss_coef": 0, "sigeo_mode": "faithful"}}
+    assert ProbeSettings.from_config(config) == ProbeSettings(1, 2, 0, "faithful", 5)
+    with pytest.raises(ConfigError, match="sigeo_mode"):
+        settings("exact")
