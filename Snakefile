@@ -1,3 +1,5 @@
+import re
+
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -14,10 +16,17 @@ include: "rules/common.smk"
 
 wildcard_constraints:
     dataset="|".join(DATASETS),
+    space="|".join(SPACES),
+    level="|".join(re.escape(name) for name in LEVELS),
+    proxy="|".join(PROXIES),
+    rank=r"\d+",
 
 
 include: "rules/data.smk"
 include: "rules/theory.smk"
+include: "rules/supernet.smk"
+include: "rules/search.smk"
+include: "rules/final.smk"
 
 
 rule all:

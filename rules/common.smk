@@ -1,11 +1,29 @@
 from dataclasses import asdict
 
-from sigeo.config import datasets, validate_config
+from sigeo.config import datasets, level_name, validate_config
 from sigeo.data.store import SPLITS
+from sigeo.errors import ConfigError
+from sigeo.resources import standalone_mem_mb, supernet_mem_mb
 
 validate_config(config)
 
 DATASETS = datasets(config)
+SPACES = config["spaces"]
+LEVELS = {level_name(level): level for level in config["warmup_levels"]}
+SEARCH_LEVELS = [
+    level_name(level) for level in config["search"]["levels"] or config["warmup_levels"]
+]
+if not set(SEARCH_LEVELS) <= set(LEVELS):
+    raise ConfigError(
+        f"search.levels {SEARCH_LEVELS} must be among warmup_levels {list(LEVELS)}"
+    )
+PROXIES = config["proxies"]
+RANKS = range(config["search"]["top_k"])
+STAGE_KEYS = {
+    "warmup": ("seed", "num_blocks", "warmup", "devices"),
+    "search": ("seed", "num_blocks", "warmup", "proxy", "search", "devices"),
+    "train_final": ("seed", "final", "devices"),
+}
 
 
 def dataset_spec(wildcards):
@@ -34,8 +52,35 @@ def download_param(key):
     return lookup
 
 
+def stage_config(stage):
+    """The config sections a stage reads (so editing another section does not rerun it)."""
+    return {key: config[key] for key in STAGE_KEYS[stage]}
+
+
+def warmup_mem_mb(wildcards):
+    """Memory of a warm-up job: supernet weights, gradients and Adagrad state, plus headroom."""
+    return supernet_mem_mb(DATASETS[wildcards.dataset], wildcards.space, config)
+
+
+def final_mem_mb(wildcards):
+    return standalone_mem_mb(DATASETS[wildcards.dataset])
+
+
 def all_targets():
     return [
         *expand("results/data/{dataset}/meta.json", dataset=DATASETS),
         *rules.theory_aggregate.output,
+        *expand(
+            "results/supernet/{dataset}/{space}/w{level}/metrics.json",
+            dataset=DATASETS,
+            space=SPACES,
+            level=LEVELS,
+        ),
+        *expand(
+            "results/final/{dataset}/{space}/w{level}/{proxy}/best.json",
+            dataset=DATASETS,
+            space=SPACES,
+            level=SEARCH_LEVELS,
+            proxy=PROXIES,
+        ),
     ]

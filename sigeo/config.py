@@ -116,5 +116,10 @@ def _is_url(location: str) -> bool:
     return location.startswith(("http://", "https://"))
 
 
+def level_name(level: float) -> str:
+    """A warm-up level as it appears in paths (``w`` + this): Python's ``str(float(level))``."""
+    return str(float(level))
+
+
 def datasets(config: dict) -> dict[str, DatasetSpec]:
     return {name: DatasetSpec.from_config(name, entry) for name, entry in config["datasets"].items()}

@@ -3,8 +3,25 @@
 One module per proxy; gradient proxies share :class:`ProbeContext`'s single gradient pass.
 """
 
-from . import fisher_rao, grad_abs_mean, grad_std, loss, sigeo, zico
-from .gradients import GradientMoments, GradientRecord, ProbeContext, ProbeSettings, collect_gradients
+from . import (
+    fisher,
+    fisher_rao,
+    flops,
+    grad_abs_mean,
+    grad_norm,
+    grad_std,
+    jacob_cov,
+    loss,
+    naswot,
+    oneshot,
+    params,
+    random,
+    sigeo,
+    snip,
+    synflow,
+    zico,
+)
+from .gradients import GradientMoments, GradientRecord, ProbeContext, ProbeSettings, Region, collect_gradients
 from .registry import PROXIES, Proxy, get_proxy, register, score
 
 __all__ = [
@@ -14,14 +31,25 @@ __all__ = [
     "ProbeContext",
     "ProbeSettings",
     "Proxy",
+    "Region",
     "collect_gradients",
+    "fisher",
     "fisher_rao",
+    "flops",
     "get_proxy",
     "grad_abs_mean",
+    "grad_norm",
     "grad_std",
+    "jacob_cov",
     "loss",
+    "naswot",
+    "oneshot",
+    "params",
+    "random",
     "register",
     "score",
     "sigeo",
+    "snip",
+    "synflow",
     "zico",
 ]

@@ -25,6 +25,48 @@ LossFn = Callable[[nn.Module, Any], torch.Tensor]
 
 
 @dataclass(frozen=True)
+class Region:
+    """The elements of one parameter a candidate uses; by default all of them.
+
+    A subnet of a weight-sharing supernet reads a leading row range and some column segments of
+    each shared weight (``rows``, ``cols``), and a few rows of each embedding table (``index``,
+    sorted). Measuring just those keeps a candidate's gradient record the size of the candidate.
+    """
+
+    param: nn.Parameter
+    rows: tuple[int, int] | None = None
+    cols: tuple[tuple[int, int], ...] | None = None
+    index: torch.Tensor | None = None
+
+    @property
+    def numel(self) -> int:
+        if self.index is not None:
+            return len(self.index) * self.param[0].numel()
+        n_rows = self.rows[1] if self.rows is not None else (self.param.shape[0] if self.param.dim() else 1)
+        per_row = self.param[0].numel() if self.param.dim() > 1 else 1
+        if self.cols is not None:
+            per_row = sum(n for _, n in self.cols)
+        return n_rows * per_row
+
+    def select(self, t: torch.Tensor) -> torch.Tensor:
+        """The region's elements of ``t`` (the parameter, or its gradient, dense or sparse), flattened."""
+        if self.index is not None:
+            if t.is_sparse:
+                t = t.coalesce()
+                out = t.new_zeros((len(self.index), *t.shape[1:]), layout=torch.strided)
+                out[torch.searchsorted(self.index, t.indices()[0])] = t.values()
+                return out.reshape(-1)
+            return t[self.index].reshape(-1)
+        if t.is_sparse:
+            t = t.to_dense()
+        if self.rows is not None:
+            t = t[self.rows[0] : self.rows[0] + self.rows[1]]
+        if self.cols is not None:
+            t = torch.cat([t[:, a : a + n] for a, n in self.cols], dim=1)
+        return t.reshape(-1)
+
+
+@dataclass(frozen=True)
 class ProbeSettings:
     """Proxy settings from the config's ``proxy`` section (defaults live in the schema) and the run's seed."""
 
@@ -114,7 +156,7 @@ def collect_gradients(
     model: nn.Module,
     batches: Sequence[Any],
     loss_fn: LossFn,
-    params: Mapping[str, nn.Parameter],
+    params: Mapping[str, nn.Parameter | Region],
     step: Callable[[], object] | None = None,
     accumulate: bool = False,
 ) -> GradientRecord:
@@ -123,10 +165,11 @@ def collect_gradients(
         raise ValueError("no parameters to measure")
     if not batches:
         raise ValueError("no probe batches")
-    tensors = list(params.values())
-    numels = [p.numel() for p in tensors]
-    flat = torch.empty(len(batches), sum(numels), dtype=torch.float64, device=tensors[0].device)
-    present = torch.zeros(len(tensors), dtype=torch.bool)
+    regions = [p if isinstance(p, Region) else Region(p) for p in params.values()]
+    numels = [r.numel for r in regions]
+    device = regions[0].param.device
+    flat = torch.empty(len(batches), sum(numels), dtype=torch.float64, device=device)
+    present = torch.zeros(len(regions), dtype=torch.bool)
     losses = []
     with torch.enable_grad():
         for row, batch in enumerate(batches):
@@ -138,15 +181,15 @@ def collect_gradients(
             if step is not None:
                 step()
             parts = []
-            for i, (p, n) in enumerate(zip(tensors, numels, strict=True)):
-                grad = p.grad
+            for i, (region, n) in enumerate(zip(regions, numels, strict=True)):
+                grad = region.param.grad
                 if grad is None:
-                    parts.append(torch.zeros(n, dtype=torch.float64, device=flat.device))
+                    parts.append(torch.zeros(n, dtype=torch.float64, device=device))
                     continue
                 present[i] = True
-                parts.append((grad.to_dense() if grad.is_sparse else grad).reshape(-1).to(torch.float64))
+                parts.append(region.select(grad).to(torch.float64))
             torch.cat(parts, out=flat[row])
-    theta = torch.cat([p.detach().reshape(-1).to(torch.float64) for p in tensors])
+    theta = torch.cat([r.select(r.param.detach()).to(torch.float64) for r in regions])
     names = tuple(params)
     if not bool(present.all()):
         keep = present.tolist()
@@ -175,7 +218,7 @@ class ProbeContext:
         batches: Sequence[Any],
         loss_fn: LossFn,
         settings: ProbeSettings,
-        params: Mapping[str, nn.Parameter] | None = None,
+        params: Mapping[str, nn.Parameter | Region] | None = None,
         step: Callable[[], object] | None = None,
         extras: Mapping[str, Any] | None = None,
         *,

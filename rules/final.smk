@@ -1,0 +1,48 @@
+rule train_final:
+    input:
+        arch="results/search/{dataset}/{space}/w{level}/{proxy}/top/{rank}.json",
+        meta="results/data/{dataset}/meta.json",
+    output:
+        metrics="results/final/{dataset}/{space}/w{level}/{proxy}/{rank}/metrics.json",
+        train_log="results/final/{dataset}/{space}/w{level}/{proxy}/{rank}/train_log.csv",
+    log:
+        "logs/train_final/{dataset}/{space}/w{level}/{proxy}/{rank}.log",
+    benchmark:
+        "benchmarks/train_final/{dataset}/{space}/w{level}/{proxy}/{rank}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=final_mem_mb,
+        runtime=1440,
+    params:
+        stage=stage_config("train_final"),
+    script:
+        "../workflow/scripts/train_final.py"
+
+
+rule select_best:
+    input:
+        metrics=expand(
+            "results/final/{{dataset}}/{{space}}/w{{level}}/{{proxy}}/{rank}/metrics.json",
+            rank=RANKS,
+        ),
+        archs=expand(
+            "results/search/{{dataset}}/{{space}}/w{{level}}/{{proxy}}/top/{rank}.json",
+            rank=RANKS,
+        ),
+    output:
+        best="results/final/{dataset}/{space}/w{level}/{proxy}/best.json",
+    log:
+        "logs/select_best/{dataset}/{space}/w{level}/{proxy}.log",
+    benchmark:
+        "benchmarks/select_best/{dataset}/{space}/w{level}/{proxy}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    script:
+        "../workflow/scripts/select_best.py"

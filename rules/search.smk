@@ -1,0 +1,45 @@
+rule search:
+    input:
+        supernet="results/supernet/{dataset}/{space}/w{level}/supernet.pt",
+        meta="results/data/{dataset}/meta.json",
+    output:
+        records="results/search/{dataset}/{space}/w{level}/{proxy}/records.csv",
+    log:
+        "logs/search/{dataset}/{space}/w{level}/{proxy}.log",
+    benchmark:
+        "benchmarks/search/{dataset}/{space}/w{level}/{proxy}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=warmup_mem_mb,
+        runtime=1440,
+    params:
+        stage=stage_config("search"),
+    script:
+        "../workflow/scripts/search.py"
+
+
+rule export:
+    input:
+        records="results/search/{dataset}/{space}/w{level}/{proxy}/records.csv",
+    output:
+        top=expand(
+            "results/search/{{dataset}}/{{space}}/w{{level}}/{{proxy}}/top/{rank}.json",
+            rank=RANKS,
+        ),
+    log:
+        "logs/export/{dataset}/{space}/w{level}/{proxy}.log",
+    benchmark:
+        "benchmarks/export/{dataset}/{space}/w{level}/{proxy}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        top_k=config["search"]["top_k"],
+    script:
+        "../workflow/scripts/export.py"

@@ -1,0 +1,23 @@
+rule warmup:
+    input:
+        meta="results/data/{dataset}/meta.json",
+    output:
+        supernet="results/supernet/{dataset}/{space}/w{level}/supernet.pt",
+        metrics="results/supernet/{dataset}/{space}/w{level}/metrics.json",
+        train_log="results/supernet/{dataset}/{space}/w{level}/train_log.csv",
+    log:
+        "logs/warmup/{dataset}/{space}/w{level}.log",
+    benchmark:
+        "benchmarks/warmup/{dataset}/{space}/w{level}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=warmup_mem_mb,
+        runtime=720,
+    params:
+        level=lambda wildcards: LEVELS[wildcards.level],
+        stage=stage_config("warmup"),
+    script:
+        "../workflow/scripts/warmup.py"

@@ -1,0 +1,1 @@
+"""The NASRec search space: choices, supernet, standalone subnets."""

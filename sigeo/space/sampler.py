@@ -1,0 +1,59 @@
+"""Path sampling strategies for supernet warm-up, with the reference's full-path mixing (REFERENCE §3.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .choice import Block, Path, SearchSpace, sample_macro, sample_micro
+
+#: strategy -> (macro sampler, micro sampler)
+STRATEGIES = {
+    "default": ("any", "single"),
+    "single-path": ("single", "single"),
+    "any-path": ("any", "any"),
+    "full-path": ("full", "full"),
+}
+
+
+@dataclass
+class PathSampler:
+    """Draws the path of each training step.
+
+    Early in warm-up the full path replaces the sampled one with probability 1 - t/T at step t
+    (0 < t < T), drawn once per step for the inputs and once per block for the operators, whose
+    counter lags by one step (1 - (t-1)/T for 1 < t <= T), exactly as the reference counts.
+    """
+
+    space: SearchSpace
+    num_blocks: int
+    strategy: str
+    count_rule: str
+    full_path_steps: int
+    seed: int
+    rng: np.random.Generator = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}; expected one of {sorted(STRATEGIES)}")
+        self.rng = np.random.default_rng(self.seed)
+
+    def sample(self, step: int | None = None) -> Path:
+        """The path of training step ``step``; without a step, a plain draw with no full-path mixing."""
+        macro_mode, micro_mode = STRATEGIES[self.strategy]
+        t, horizon = (step, self.full_path_steps) if step is not None else (0, 0)
+        full_macro = self.rng.random() < (1 - t / horizon if 0 < t < horizon else 0.0)
+        blocks = []
+        for b in range(self.num_blocks):
+            full_micro = self.rng.random() < (1 - (t - 1) / horizon if 1 < t <= horizon else 0.0)
+            macro = sample_macro(self.rng, b, "full" if full_macro else macro_mode, self.count_rule)
+            micro = sample_micro(self.rng, self.space, "full" if full_micro else micro_mode, self.count_rule)
+            blocks.append(Block(**macro, **micro))
+        return Path(self.space, tuple(blocks))
+
+    def state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def restore(self, state: dict) -> None:
+        self.rng.bit_generator.state = state

@@ -1,0 +1,133 @@
+"""A standalone network built from one architecture, for final training (REFERENCE §2.7).
+
+Only the chosen operators exist, at exactly the chosen widths; only the selected inputs are
+concatenated (no zero padding, no masks); layer norm is off except attention's two, as in the
+reference's final training. Projections are skipped where widths already match, as the reference
+does. One deliberate difference: both mergers always read the pre-merge tensors (the reference, for
+a 128-wide block with both mergers, appends rows that alias the dense output and then receive the
+FM update in place).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .choice import Block, Path
+from .ops import ATTN_HEADS, EMBED_DIM, INTERACT_ROWS, Stem, dp_rows, fm_vector, init_weights, pairwise_dots
+
+
+def _pad(x: torch.Tensor, width: int) -> torch.Tensor:
+    return F.pad(x, (0, width - x.shape[1])) if x.shape[1] < width else x
+
+
+class SubBlock(nn.Module):
+    """One block of a standalone subnet, sized from its actual inputs."""
+
+    def __init__(self, block: Block, ops: tuple[str, str], dense_widths: Sequence[int], sparse_rows: Sequence[int]):
+        super().__init__()
+        self.block, (self.dense_op, self.sparse_op) = block, ops
+        self.dense_sel, self.sparse_sel = sorted(set(block.dense_idx)), sorted(set(block.sparse_idx))
+        din = sum(dense_widths[j] for j in self.dense_sel)
+        nin = sum(sparse_rows[j] for j in self.sparse_sel)
+        d, sd = block.dense_dim, block.sparse_dim
+        if self.dense_op == "fc":
+            self.fc = nn.Linear(din, d)
+        elif self.dense_op == "dp":
+            self.p = dp_rows(d)
+            self.dp_dense = nn.Linear(din, EMBED_DIM) if din != EMBED_DIM else None
+            self.dp_rows = nn.Linear(nin, self.p) if nin != self.p else None
+            self.dp_out = nn.Linear((self.p + 1) * self.p // 2, d)
+        else:  # sg / sum: binary ops on the left and right inputs, zero-padded to a common width
+            width = max(dense_widths[block.dense_left_idx], dense_widths[block.dense_right_idx])
+            self.binary_width = width
+            if self.dense_op == "sg":
+                self.sg_gate = nn.Linear(width, width)
+            self.binary_out = nn.Linear(width, d) if width != d else None
+        if self.sparse_op == "efc":
+            self.efc = nn.Linear(nin, sd)
+        else:
+            self.attn_rows = nn.Linear(nin, sd)
+            self.attn = nn.MultiheadAttention(EMBED_DIM, ATTN_HEADS, batch_first=True)
+            self.attn_ln1, self.attn_ln2 = nn.LayerNorm(EMBED_DIM), nn.LayerNorm(EMBED_DIM)
+            self.attn_ffn1, self.attn_ffn2 = nn.Linear(EMBED_DIM, EMBED_DIM), nn.Linear(EMBED_DIM, EMBED_DIM)
+        if block.interact:
+            self.interact = nn.Linear(d, INTERACT_ROWS * EMBED_DIM) if d != INTERACT_ROWS * EMBED_DIM else None
+        if block.deep_fm:
+            self.fm = nn.Linear(EMBED_DIM, d) if d != EMBED_DIM else None
+        self.out_rows = sd + (INTERACT_ROWS if block.interact else 0)
+
+    def forward(self, dense: list[torch.Tensor], sparse: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        b = self.block
+        s = (
+            torch.cat([sparse[j] for j in self.sparse_sel], dim=1)
+            if len(self.sparse_sel) > 1
+            else sparse[self.sparse_sel[0]]
+        )
+        if self.dense_op in ("fc", "dp"):
+            x = (
+                torch.cat([dense[j] for j in self.dense_sel], dim=1)
+                if len(self.dense_sel) > 1
+                else dense[self.dense_sel[0]]
+            )
+        if self.dense_op == "fc":
+            dense_out = F.relu(self.fc(x))
+        elif self.dense_op == "dp":
+            v = self.dp_dense(x) if self.dp_dense is not None else x
+            rows = self.dp_rows(s.transpose(1, 2)).transpose(1, 2) if self.dp_rows is not None else s
+            dense_out = self.dp_out(pairwise_dots(torch.cat([v.unsqueeze(1), rows], dim=1)))
+        else:
+            left = _pad(dense[b.dense_left_idx], self.binary_width)
+            right = _pad(dense[b.dense_right_idx], self.binary_width)
+            y = torch.sigmoid(self.sg_gate(left)) * right if self.dense_op == "sg" else left + right
+            dense_out = self.binary_out(y) if self.binary_out is not None else y
+        if self.sparse_op == "efc":
+            sparse_out = F.relu(self.efc(s.transpose(1, 2))).transpose(1, 2)
+        else:
+            y = self.attn_rows(s.transpose(1, 2)).transpose(1, 2)
+            h = self.attn_ln1(y + self.attn(y, y, y, need_weights=False)[0])
+            sparse_out = self.attn_ln2(h + self.attn_ffn2(F.relu(self.attn_ffn1(h))))
+        merged_dense, merged_sparse = dense_out, sparse_out
+        if b.interact:
+            rows = self.interact(dense_out) if self.interact is not None else dense_out
+            merged_sparse = torch.cat([sparse_out, rows.view(-1, INTERACT_ROWS, EMBED_DIM)], dim=1)
+        if b.deep_fm:
+            fm = fm_vector(sparse_out)
+            merged_dense = dense_out + (self.fm(fm) if self.fm is not None else fm)
+        return merged_dense, merged_sparse
+
+
+class StandaloneNet(nn.Module):
+    """The network an architecture describes, with the reference's initialisation."""
+
+    def __init__(self, arch: Path, num_dense: int, table_sizes: Sequence[int]) -> None:
+        super().__init__()
+        if not arch.is_architecture():
+            raise ValueError("a standalone network needs exactly one dense and one sparse operator per block")
+        self.arch = arch
+        self.stem = Stem(table_sizes)
+        widths, rows = [num_dense], [len(table_sizes)]
+        blocks = []
+        for block in arch.blocks:
+            ops = (
+                arch.space.nodes[block.dense_nodes(arch.space)[0]],
+                arch.space.nodes[block.sparse_nodes(arch.space)[0]],
+            )
+            sub = SubBlock(block, ops, widths, rows)
+            blocks.append(sub)
+            widths.append(block.dense_dim)
+            rows.append(sub.out_rows)
+        self.blocks = nn.ModuleList(blocks)
+        self.head = nn.Linear(widths[-1] + rows[-1] * EMBED_DIM, 1)
+        init_weights(self)
+
+    def forward(self, dense: torch.Tensor, sparse_ids: torch.Tensor) -> torch.Tensor:
+        dense_acts, sparse_acts = [dense], [self.stem(sparse_ids)]
+        for block in self.blocks:
+            d, s = block(dense_acts, sparse_acts)
+            dense_acts.append(d)
+            sparse_acts.append(s)
+        return self.head(torch.cat([dense_acts[-1], sparse_acts[-1].flatten(1)], dim=1)).squeeze(1)

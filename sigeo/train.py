@@ -1,0 +1,265 @@
+"""Training and evaluation shared by warm-up, final training and the correlation study.
+
+Adagrad (eps 1e-2) with a linear-warm-up cosine schedule and global gradient clipping at 5.0, BCE
+with logits, metrics log loss / ROC-AUC / accuracy (REFERENCE §3.2, §7). Embedding gradients are
+sparse, so the optimizer touches only the rows of the batch. Long loops checkpoint atomically every
+few minutes and resume to the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import accuracy_score, roc_auc_score
+from torch import nn
+
+from .data.store import Split
+from .errors import SigeoError
+from .io import atomic_path
+
+log = logging.getLogger(__name__)
+
+LR_MIN = 1e-8
+CLIP_NORM = 5.0
+ADAGRAD_EPS = 1e-2
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class TrainingDiverged(SigeoError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    lr: float
+    batch_size: int
+    warmup_fraction: float = 0.1
+    checkpoint_minutes: float = 5.0
+    log_every: int = 50
+    mixed_precision: bool = False
+
+
+def to_device(batch: tuple[np.ndarray, ...], device: torch.device) -> Batch:
+    return tuple(torch.from_numpy(a).to(device, non_blocking=True) for a in batch)  # type: ignore[return-value]
+
+
+def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    """Adagrad over every trainable parameter (dense and sparse gradients alike)."""
+    torch.sparse.check_sparse_tensor_invariants.disable()  # Adagrad builds sparse updates; skip the debug checks
+    return torch.optim.Adagrad([p for p in model.parameters() if p.requires_grad], lr=lr, eps=ADAGRAD_EPS)
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Linear warm-up from 1e-8 to the peak over ``warmup_steps``, then cosine down to 1e-8 at ``total_steps``."""
+    peak = optimizer.param_groups[0]["lr"]
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=max(1, total_steps - warmup_steps), eta_min=LR_MIN
+    )
+    if warmup_steps <= 0:
+        return cosine
+    linear = torch.optim.lr_scheduler.LinearLR(
+        optimizer, start_factor=LR_MIN / peak, end_factor=1.0, total_iters=warmup_steps
+    )
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [linear, cosine], milestones=[warmup_steps])
+
+
+def clip_grad_norm(parameters: Iterable[nn.Parameter], max_norm: float = CLIP_NORM) -> float:
+    """Global L2 clipping that also handles sparse (embedding) gradients, which torch's own does not."""
+    grads = []
+    for p in parameters:
+        if p.grad is None:
+            continue
+        if p.grad.is_sparse:
+            p.grad = p.grad.coalesce()  # duplicate ids in a batch must be summed before taking the norm
+        grads.append(p.grad)
+    if not grads:
+        return 0.0
+    total = torch.nn.utils.get_total_norm([g._values() if g.is_sparse else g for g in grads], foreach=False)
+    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    for g in grads:
+        g.mul_(coef)
+    return float(total)
+
+
+def logloss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, labels)
+
+
+@dataclass
+class Checkpointer:
+    """Atomic periodic checkpoints: a crash mid-write never replaces the last good file."""
+
+    path: Path
+    every_s: float
+
+    def __post_init__(self) -> None:
+        self.last = time.monotonic()
+
+    def due(self) -> bool:
+        return time.monotonic() - self.last >= self.every_s
+
+    def save(self, state: dict) -> None:
+        with atomic_path(self.path, ".pt") as tmp:
+            torch.save(state, tmp)
+        self.last = time.monotonic()
+
+    def load(self) -> dict | None:
+        if not self.path.exists():
+            return None
+        return torch.load(self.path, map_location="cpu", weights_only=True)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when asked for; a no-op on CPU."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@dataclass
+class LoopState:
+    """What a resumed loop needs besides the model and optimizer."""
+
+    step: int
+    rows: int
+    seconds: float
+    log: list[dict]
+
+
+def train_loop(
+    model: nn.Module,
+    forward: Callable[[Batch, int], torch.Tensor],
+    batches: Callable[[int], Iterator[Batch]],
+    total_steps: int,
+    settings: TrainSettings,
+    device: torch.device,
+    checkpointer: Checkpointer,
+    extra_state: Callable[[], dict] | None = None,
+    restore_extra: Callable[[dict], None] | None = None,
+) -> LoopState:
+    """Train for ``total_steps`` batches, resuming from ``checkpointer`` if it holds a checkpoint.
+
+    ``forward(batch, step)`` returns logits; ``batches(first_step)`` yields batches from that step on
+    (so a resumed run sees exactly the batches it would have seen). ``extra_state`` / ``restore_extra``
+    carry anything else the caller draws per step (the supernet's path sampler).
+    """
+    optimizer = make_optimizer(model, settings.lr)
+    scheduler = make_scheduler(optimizer, total_steps, int(total_steps * settings.warmup_fraction))
+    state = LoopState(step=0, rows=0, seconds=0.0, log=[])
+    saved = checkpointer.load()
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = LoopState(**saved["loop"])
+        if restore_extra is not None:
+            restore_extra(saved["extra"])
+        log.info("resumed from %s at step %d of %d", checkpointer.path, state.step, total_steps)
+
+    def snapshot() -> dict:
+        return {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "loop": vars(state).copy(),
+            "extra": extra_state() if extra_state is not None else {},
+        }
+
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    started = time.monotonic() - state.seconds
+    for batch in batches(state.step):
+        if state.step >= total_steps:
+            break
+        lr = optimizer.param_groups[0]["lr"]
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device, settings.mixed_precision):
+            loss = logloss(forward(batch, state.step).float(), batch[2])
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"training loss is {loss.item()} at step {state.step} (lr {lr:.3g}); "
+                f"the last good checkpoint is kept at {checkpointer.path}"
+            )
+        loss.backward()
+        clip_grad_norm(params)
+        optimizer.step()
+        scheduler.step()
+        state.step += 1
+        state.rows += batch[2].shape[0]
+        state.seconds = time.monotonic() - started
+        if state.step % settings.log_every == 0 or state.step == total_steps:
+            state.log.append(
+                {
+                    "step": state.step,
+                    "rows": state.rows,
+                    "loss": loss.item(),
+                    "lr": lr,
+                    "seconds": round(state.seconds, 3),
+                }
+            )
+            log.info("step %d/%d loss %.5f lr %.3g", state.step, total_steps, loss.item(), lr)
+        if checkpointer.due() and state.step < total_steps:
+            checkpointer.save(snapshot())
+    return state
+
+
+@torch.no_grad()
+def evaluate(
+    forward: Callable[[Batch], torch.Tensor],
+    split: Split,
+    batch_size: int,
+    device: torch.device,
+    max_rows: int | None = None,
+) -> dict[str, float]:
+    """Log loss (mean BCE), ROC-AUC and accuracy over a split (or its first ``max_rows`` rows)."""
+    data = split.head(max_rows) if max_rows else split
+    logits, labels = [], []
+    for raw in data.batches(batch_size):
+        batch = to_device(raw, device)
+        logits.append(forward(batch).float().cpu())
+        labels.append(batch[2].cpu())
+    z, y = torch.cat(logits), torch.cat(labels)
+    prob = torch.sigmoid(z.double()).numpy()
+    y_np = y.numpy()
+    both = len(np.unique(y_np)) == 2
+    return {
+        "logloss": float(logloss(z.double(), y.double())),
+        "auc": float(roc_auc_score(y_np, prob)) if both else math.nan,
+        "accuracy": float(accuracy_score(y_np, prob > 0.5)),
+        "rows": len(y_np),
+    }
+
+
+def flops_per_sample(model: nn.Module, batch: Batch, forward: Callable[[Batch], torch.Tensor]) -> float:
+    """Forward FLOPs per sample counted by ``torch.utils.flop_counter`` (one multiply-add = 2 FLOPs)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        forward(batch)
+    return counter.get_total_flops() / batch[0].shape[0]
+
+
+def param_count(model: nn.Module) -> dict[str, int]:
+    total = sum(p.numel() for p in model.parameters())
+    embedding = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Embedding))
+    return {"params": total, "params_dense": total - embedding}
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"

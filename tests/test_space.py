@@ -1,0 +1,222 @@
+"""Search space: JSON and hash, shapes, slicing versus the reference's masking, standalone nets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sigeo.space.choice import FULL, SMALL, full_path, get_space, mutate, sample_architecture, sample_path
+from sigeo.space.choice import Path as Arch
+from sigeo.space.ops import fm_vector, pairwise_dots
+from sigeo.space.subnet import StandaloneNet
+from sigeo.space.supernet import SuperNet
+
+REFERENCE_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "config" / "nasrec").glob("*.json"))
+FEATURES = {"criteo": (13, 26), "avazu": (1, 23), "kdd": (3, 10)}
+CRITEO_TABLES = [1461, 584, 10131227, 2202609, 306, 25, 12518, 634, 4, 93146, 5684, 8351593, 3195,
+                 28, 14993, 5461307, 11, 5653, 2174, 5, 7046548, 19, 16, 286182, 106, 142573]  # fmt: skip
+
+
+def test_reference_configs_round_trip_and_hash():
+    assert len(REFERENCE_CONFIGS) == 6
+    for path in REFERENCE_CONFIGS:
+        raw = json.loads(path.read_text())
+        arch = Arch.load(path)
+        assert arch.is_architecture()
+        assert arch.to_dict(raw["test_loss"]) == raw  # writes back equal, list order included
+        digits = 196 + 7 * (len(arch.space.nodes) + 6)
+        assert len(arch.hash()) == digits
+        assert set(arch.hash()) <= set("01234567")
+
+
+def test_sampled_architecture_round_trips_through_json():
+    rng = np.random.default_rng(3)
+    for space in (SMALL, FULL):
+        for _ in range(20):
+            arch = sample_architecture(rng, space, 7)
+            back = Arch.from_dict(json.loads(arch.to_json()))
+            assert back == arch and back.hash() == arch.hash()
+            assert arch.is_architecture()
+            for b, block in enumerate(arch.blocks):
+                assert 1 <= len(set(block.dense_idx)) <= min(b + 1, 4)
+
+
+def test_hash_ignores_list_order_but_not_choices():
+    rng = np.random.default_rng(0)
+    arch = sample_architecture(rng, SMALL, 7)
+    blocks = list(arch.blocks)
+    last = blocks[6]
+    reordered = Arch(SMALL, (*blocks[:6], type(last)(**{**vars(last), "dense_idx": tuple(reversed(last.dense_idx))})))
+    assert reordered.hash() == arch.hash()
+    changed = Arch(SMALL, (*blocks[:6], type(last)(**{**vars(last), "deep_fm": not last.deep_fm})))
+    assert changed.hash() != arch.hash()
+
+
+def test_mutation_changes_one_key_of_one_block():
+    rng = np.random.default_rng(1)
+    arch = sample_architecture(rng, FULL, 7)
+    for _ in range(50):
+        child = mutate(rng, arch)
+        assert child.is_architecture()
+        diffs = [(b, k) for b, (x, y) in enumerate(zip(arch.blocks, child.blocks, strict=True))
+                 for k in vars(x) if getattr(x, k) != getattr(y, k)]  # fmt: skip
+        assert len({b for b, _ in diffs}) <= 1 and len(diffs) <= 1
+        arch = child
+
+
+def test_unknown_space_and_bad_choice():
+    with pytest.raises(ValueError, match="unknown search space"):
+        get_space("huge")
+    raw = json.loads(REFERENCE_CONFIGS[0].read_text())
+    raw["macro"][0]["dense_idx"] = [3]
+    with pytest.raises(ValueError, match="block 0: input index 3"):
+        Arch.from_dict(raw)
+
+
+@pytest.mark.parametrize("dataset", sorted(FEATURES))
+@pytest.mark.parametrize("space", [SMALL, FULL])
+def test_supernet_shapes_match_the_reference(dataset, space):
+    num_dense, num_sparse = FEATURES[dataset]
+    with torch.device("meta"):
+        net = SuperNet(space, num_dense, [10] * num_sparse)
+    dense_in = [num_dense + 1024 * b for b in range(7)]
+    rows_in = [num_sparse + 72 * b for b in range(7)]
+    for b, block in enumerate(net.blocks):
+        assert (block.din, block.nin) == (dense_in[b], rows_in[b])
+        assert block.fc.weight.shape == (1024, dense_in[b])
+        assert block.dp_out.weight.shape == (1024, 1035)
+        assert block.dp_rows.weight.shape == (45, rows_in[b])
+        if space is FULL:
+            assert block.sg_gate.weight.shape == (dense_in[b], dense_in[b])
+            assert block.attn_rows.weight.shape == (64, rows_in[b])
+        else:
+            assert not hasattr(block, "sg_gate")
+    assert net.head.weight.shape == (1, 2176)
+    if dataset == "criteo":
+        assert dense_in[-1] == 6157 and rows_in[-1] == 458
+
+
+@pytest.mark.parametrize("space", [SMALL, FULL])
+@pytest.mark.parametrize("dataset", sorted(FEATURES))
+def test_supernet_forward_on_random_paths(space, dataset):
+    num_dense, num_sparse = FEATURES[dataset]
+    torch.manual_seed(0)
+    net = SuperNet(space, num_dense, [7] * num_sparse, num_blocks=3)
+    rng = np.random.default_rng(0)
+    dense, ids = torch.randn(5, num_dense), torch.randint(0, 7, (5, num_sparse))
+    for strategy in (("any", "any"), ("single", "single"), ("full", "full")):
+        out = net(dense, ids, sample_path(rng, space, 3, *strategy, "binomial-0.5"))
+        assert out.shape == (5,) and torch.isfinite(out).all()
+
+
+def naive_masked_forward(net: SuperNet, dense: torch.Tensor, ids: torch.Tensor, path: Arch) -> torch.Tensor:
+    """The reference's supernet, written out plainly: zero-padded inputs, full-width layers, masks."""
+
+    def ln(module, x):
+        return module(x) if module is not None else x
+
+    dense_acts, sparse_acts = [dense], [net.stem(ids)]
+    for blk, choice in zip(net.blocks, path.blocks, strict=True):
+        xd = torch.cat([a if j in choice.dense_idx else torch.zeros_like(a) for j, a in enumerate(dense_acts)], 1)
+        xs = torch.cat([a if j in choice.sparse_idx else torch.zeros_like(a) for j, a in enumerate(sparse_acts)], 1)
+        mask_d = (torch.arange(1024) < choice.dense_dim).float()
+        mask_s = (torch.arange(64) < choice.sparse_dim).float()[None, :, None]
+        outs = []
+        if 0 in choice.active_nodes:
+            outs.append(F.relu(ln(blk.fc_ln, blk.fc(xd))) * mask_d)
+        if 1 in choice.active_nodes:
+            v = ln(blk.dp_dense_ln, blk.dp_dense(xd))
+            rows = ln(blk.dp_rows_ln, blk.dp_rows(xs.transpose(1, 2))).transpose(1, 2)
+            outs.append(ln(blk.dp_ln, blk.dp_out(pairwise_dots(torch.cat([v[:, None], rows], 1)))) * mask_d)
+        dense_out = sum(outs)
+        sparse_out = F.relu(ln(blk.efc_ln, blk.efc(xs.transpose(1, 2)))).transpose(1, 2) * mask_s
+        extra = torch.zeros(dense.shape[0], 8, 16)
+        if choice.interact:
+            extra = ln(blk.interact_ln, blk.interact(dense_out)).view(-1, 8, 16)
+        if choice.deep_fm:
+            dense_out = dense_out + ln(blk.fm_ln, blk.fm(fm_vector(sparse_out))) * mask_d
+        dense_acts.append(dense_out)
+        sparse_acts.append(torch.cat([sparse_out, extra], 1))
+    return net.head(torch.cat([dense_acts[-1], sparse_acts[-1].flatten(1)], 1)).squeeze(1)
+
+
+@pytest.mark.parametrize("use_layernorm", [False, True])
+def test_slicing_equals_the_reference_masking(use_layernorm):
+    torch.manual_seed(1)
+    sliced = SuperNet(SMALL, 13, [11] * 26, num_blocks=4, use_layernorm=use_layernorm)
+    masked = SuperNet(SMALL, 13, [11] * 26, num_blocks=4, use_layernorm=use_layernorm, weight_sharing="mask")
+    masked.load_state_dict(sliced.state_dict())
+    with torch.no_grad():  # random weights everywhere, LayerNorm affine included
+        for p in sliced.parameters():
+            p.normal_(0, 0.05)
+    masked.load_state_dict(sliced.state_dict())
+    rng = np.random.default_rng(2)
+    dense, ids = torch.randn(6, 13), torch.randint(0, 11, (6, 26))
+    for _ in range(8):
+        path = sample_path(rng, SMALL, 4, "any", "any", "binomial-0.5")
+        with torch.no_grad():
+            reference = naive_masked_forward(sliced, dense, ids, path)
+            torch.testing.assert_close(masked(dense, ids, path), reference, rtol=1e-5, atol=1e-5)
+            if not use_layernorm:  # with layer norm, slicing normalises over the live units only
+                torch.testing.assert_close(sliced(dense, ids, path), reference, rtol=1e-5, atol=1e-5)
+
+
+def test_slicing_backpropagates_only_into_the_used_slices():
+    torch.manual_seed(0)
+    net = SuperNet(SMALL, 13, [5] * 26, num_blocks=2)
+    path = full_path(SMALL, 2)
+    blocks = [type(b)(**{**vars(b), "dense_dim": 32, "sparse_dim": 16, "active_nodes": (0, 2)}) for b in path.blocks]
+    narrow = Arch(SMALL, tuple(blocks))
+    net(torch.randn(4, 13), torch.randint(0, 5, (4, 26)), narrow).sum().backward()
+    grad = net.blocks[1].fc.weight.grad
+    assert grad[32:].abs().sum() == 0 and grad[:32].abs().sum() > 0
+    assert net.blocks[0].dp_out.weight.grad is None  # an operator the path does not use
+
+
+def standalone_dense_params(arch: Arch, num_dense: int, num_sparse: int) -> int:
+    """Dense parameters of a NASRec-Small standalone net, counted layer by layer from REFERENCE §2.7."""
+    widths, rows, total = [num_dense], [num_sparse], 0
+    for block in arch.blocks:
+        din = sum(widths[j] for j in set(block.dense_idx))
+        nin = sum(rows[j] for j in set(block.sparse_idx))
+        d, sd = block.dense_dim, block.sparse_dim
+        if 0 in block.active_nodes:  # FC
+            total += din * d + d
+        else:  # DP
+            p = round((2 * d) ** 0.5)
+            total += (din * 16 + 16 if din != 16 else 0) + (nin * p + p if nin != p else 0)
+            total += (p + 1) * p // 2 * d + d
+        total += nin * sd + sd  # EFC
+        if block.interact:
+            total += d * 128 + 128 if d != 128 else 0
+        if block.deep_fm:
+            total += 16 * d + d if d != 16 else 0
+        widths.append(d)
+        rows.append(sd + (8 if block.interact else 0))
+    return total + widths[-1] + rows[-1] * 16 + 1
+
+
+def test_reference_configs_build_standalone_models(capsys):
+    for path in REFERENCE_CONFIGS:
+        dataset = path.name.split("_")[1]
+        num_dense, num_sparse = FEATURES[dataset]
+        arch = Arch.load(path)
+        model = StandaloneNet(arch, num_dense, [3] * num_sparse)
+        out = model(torch.randn(2, num_dense), torch.randint(0, 3, (2, num_sparse)))
+        assert out.shape == (2,)
+        dense = sum(p.numel() for p in model.parameters()) - 3 * num_sparse * 16
+        print(f"{path.name}: {dense:,} dense parameters")
+        if arch.space is SMALL:
+            assert dense == standalone_dense_params(arch, num_dense, num_sparse)
+    criteo_small = Arch.load(next(p for p in REFERENCE_CONFIGS if "criteo_kaggle_autoctr" in p.name))
+    with torch.device("meta"):
+        full_size = StandaloneNet(criteo_small, 13, CRITEO_TABLES)
+    total = sum(p.numel() for p in full_size.parameters())
+    assert total == sum(CRITEO_TABLES) * 16 + standalone_dense_params(criteo_small, 13, 26)
+    print(f"Criteo NASRec-Small at the paper's table sizes: {total:,} parameters")
+    assert "dense parameters" in capsys.readouterr().out

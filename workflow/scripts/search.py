@@ -1,0 +1,25 @@
+"""Rule search: regularized evolution (or random search) scored by one proxy inside one supernet."""
+
+from pathlib import Path
+
+from sigeo.devices import DeviceSettings, assigned_device
+from sigeo.runner import run
+from sigeo.search import search
+
+
+def main() -> None:
+    config = snakemake.params.stage
+    devices = DeviceSettings.from_config(config)
+    with assigned_device(devices.lock_dir, devices.lock_timeout_s) as device:
+        search(
+            snakemake.input.supernet,
+            Path(snakemake.input.meta).parent,
+            snakemake.wildcards.space,
+            snakemake.wildcards.proxy,
+            config,
+            snakemake.output.records,
+            device,
+        )
+
+
+run(snakemake, main)

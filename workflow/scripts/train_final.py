@@ -1,0 +1,25 @@
+"""Rule train_final: train one exported architecture from scratch; val and test metrics."""
+
+from pathlib import Path
+
+from sigeo.devices import DeviceSettings, assigned_device
+from sigeo.final import FinalSettings, train_final
+from sigeo.runner import run
+from sigeo.space.choice import Path as Architecture
+
+
+def main() -> None:
+    config = snakemake.params.stage
+    devices = DeviceSettings.from_config(config)
+    arch = Architecture.load(snakemake.input.arch)
+    with assigned_device(devices.lock_dir, devices.lock_timeout_s) as device:
+        train_final(
+            arch,
+            Path(snakemake.input.meta).parent,
+            FinalSettings.from_config(config),
+            Path(snakemake.output.metrics).parent,
+            device,
+        )
+
+
+run(snakemake, main)
