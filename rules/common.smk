@@ -1,8 +1,7 @@
 from dataclasses import asdict
 
-from sigeo.config import datasets, level_name, validate_config
+from sigeo.config import datasets, level_name, search_plan, validate_config
 from sigeo.data.store import SPLITS
-from sigeo.errors import ConfigError
 from sigeo.resources import standalone_mem_mb, supernet_mem_mb
 
 validate_config(config)
@@ -10,14 +9,8 @@ validate_config(config)
 DATASETS = datasets(config)
 SPACES = config["spaces"]
 LEVELS = {level_name(level): level for level in config["warmup_levels"]}
-SEARCH_LEVELS = [
-    level_name(level) for level in config["search"]["levels"] or config["warmup_levels"]
-]
-if not set(SEARCH_LEVELS) <= set(LEVELS):
-    raise ConfigError(
-        f"search.levels {SEARCH_LEVELS} must be among warmup_levels {list(LEVELS)}"
-    )
 PROXIES = config["proxies"]
+SEARCHES = search_plan(config)
 RANKS = range(config["search"]["top_k"])
 STAGE_KEYS = {
     "warmup": ("seed", "num_blocks", "warmup", "devices"),
@@ -76,11 +69,10 @@ def all_targets():
             space=SPACES,
             level=LEVELS,
         ),
-        *expand(
-            "results/final/{dataset}/{space}/w{level}/{proxy}/best.json",
-            dataset=DATASETS,
-            space=SPACES,
-            level=SEARCH_LEVELS,
-            proxy=PROXIES,
-        ),
+        *[
+            f"results/final/{dataset}/{space}/w{level}/{proxy}/best.json"
+            for dataset in DATASETS
+            for space in SPACES
+            for level, proxy in SEARCHES
+        ],
     ]

@@ -121,5 +121,22 @@ def level_name(level: float) -> str:
     return str(float(level))
 
 
+def search_plan(config: dict) -> list[tuple[str, str]]:
+    """(level name, proxy) pairs to search: ``search.levels`` (default: every warm-up level) for each
+    proxy, unless ``search.levels_by_proxy`` gives that proxy its own levels."""
+    warmup = {level_name(level) for level in config["warmup_levels"]}
+    default = config["search"]["levels"] or config["warmup_levels"]
+    plan = []
+    for proxy in config["proxies"]:
+        for level in config["search"]["levels_by_proxy"].get(proxy, default):
+            if level_name(level) not in warmup:
+                raise ConfigError(f"search level {level} of proxy {proxy} is not in warmup_levels {sorted(warmup)}")
+            plan.append((level_name(level), proxy))
+    unknown = set(config["search"]["levels_by_proxy"]) - set(config["proxies"])
+    if unknown:
+        raise ConfigError(f"search.levels_by_proxy names proxies not in `proxies`: {sorted(unknown)}")
+    return plan
+
+
 def datasets(config: dict) -> dict[str, DatasetSpec]:
     return {name: DatasetSpec.from_config(name, entry) for name, entry in config["datasets"].items()}

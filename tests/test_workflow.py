@@ -25,6 +25,25 @@ def test_dry_run_of_the_default_config(tmp_path, demo_config):
     assert "prepare" in proc.stdout and "synthesize" in proc.stdout
 
 
+def test_dry_run_of_the_paper_config(tmp_path):
+    """config/paper.yaml plans the paper's grid once its (here empty) input files exist."""
+    for name in ("criteo/train.txt", "avazu/train.csv", "kdd2012/training.txt", "kdd2012/userid_profile.txt"):
+        (tmp_path / "data" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data" / name).touch()
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
+        (tmp_path / "data" / "mnist").mkdir(exist_ok=True)
+        (tmp_path / "data" / "mnist" / name).touch()
+    proc = run_snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile", str(ROOT / "config" / "paper.yaml"))
+    out = proc.stdout
+    for rule, count in (("warmup", 24), ("search", 36), ("train_final", 540)):
+        assert any(line.split() == [rule, str(count)] for line in out.splitlines()), out
+
+
 def test_bad_config_fails_at_start_naming_the_key(tmp_path, demo_config):
     config = tiny_config(demo_config)
     config["datasets"]["tiny"]["max_bad_rows"] = "lots"
