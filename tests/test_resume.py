@@ -1,0 +1,111 @@
+"""Kill and resume through Snakemake: SIGKILL a warm-up, a search and a final-training job mid-run,
+rerun the same command, and check each resumed (not restarted) and ended where an uninterrupted
+run ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, SNAKEMAKE, run_snakemake, write_config
+
+pytestmark = pytest.mark.slow
+
+SUPERNET = "results/supernet/tiny/small/w1.0/supernet.pt"
+RECORDS = "results/search/tiny/small/w1.0/sigeo/records.csv"
+FINAL = "results/final/tiny/small/w1.0/sigeo/0/metrics.json"
+
+
+def resume_config() -> dict:
+    """Small enough for seconds per job, long enough to be killed mid-run; a checkpoint every step."""
+    return {
+        "seed": 5,
+        "datasets": {
+            "tiny": {
+                "format": "criteo",
+                "source": "synthetic",
+                "synthetic": {"rows": 12000, "seed": 2, "max_vocab": 30},
+                "max_table_size": 60,
+            }
+        },
+        "num_blocks": 3,
+        "warmup_levels": [1.0],
+        "warmup": {"batch_size": 32, "lr": 0.01, "full_path_steps": 10, "eval_rows": 500, "checkpoint_minutes": 1e-5},
+        "proxies": ["sigeo"],
+        "proxy": {"probe_batch_size": 64},
+        "search": {"init_population": 30, "sample_size": 4, "n_childs": 5, "n_generations": 6, "top_k": 1},
+        "final": {"batch_size": 32, "lr": 0.01, "eval_batch_size": 2048, "checkpoint_minutes": 1e-5},
+    }
+
+
+def start(workdir: Path, target: str) -> subprocess.Popen:
+    cmd = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2", "--rerun-incomplete", target]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def kill_when(proc: subprocess.Popen, ready, timeout_s: float = 300) -> None:
+    """SIGKILL Snakemake and its job (the whole process group) once ``ready()`` holds."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        assert proc.poll() is None, "the job finished before it could be killed"
+        assert time.monotonic() < deadline, "the job never reached the kill point"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def rerun(workdir: Path, target: str) -> None:
+    run_snakemake(workdir, "--unlock")
+    run_snakemake(workdir, "--cores", "2", "--rerun-incomplete", target)
+
+
+def resumed_step(log: Path) -> int:
+    match = re.search(r"resumed from \S+ at step (\d+) of (\d+)", log.read_text())
+    assert match, f"{log} does not say where it resumed"
+    step, total = int(match.group(1)), int(match.group(2))
+    assert 0 < step < total
+    return step
+
+
+def test_kill_and_resume_each_long_job(tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    for workdir in (whole, killed):
+        write_config(workdir, resume_config())
+    run_snakemake(whole, "--cores", "2", FINAL)
+
+    # warm-up: killed after a few checkpoints
+    checkpoint = killed / "results/supernet/tiny/small/w1.0/resume.pt"
+    proc = start(killed, SUPERNET)
+    kill_when(proc, lambda: checkpoint.exists() and time.sleep(1.0) is None)
+    rerun(killed, SUPERNET)
+    resumed_step(killed / "logs/warmup/tiny/small/w1.0.log")
+    a = torch.load(whole / SUPERNET, weights_only=True)
+    b = torch.load(killed / SUPERNET, weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    # search: killed once some candidates are on disk; they are not scored again
+    partial = killed / "results/search/tiny/small/w1.0/sigeo/records.partial.csv"
+    proc = start(killed, RECORDS)
+    kill_when(proc, lambda: partial.exists() and len(partial.read_text().splitlines()) > 6)
+    rerun(killed, RECORDS)
+    assert re.search(r"resuming: (\d+) candidates already scored", (killed / "logs/search/tiny/small/w1.0/sigeo.log").read_text())
+    assert (whole / RECORDS).read_text().splitlines()[0] == (killed / RECORDS).read_text().splitlines()[0]
+    strip = lambda path: [line.rsplit(",", 1)[0] for line in path.read_text().splitlines()]  # noqa: E731 - drop seconds
+    assert strip(whole / RECORDS) == strip(killed / RECORDS)
+
+    # final training of the top architecture
+    checkpoint = killed / "results/final/tiny/small/w1.0/sigeo/0/resume.pt"
+    proc = start(killed, FINAL)
+    kill_when(proc, lambda: checkpoint.exists() and time.sleep(1.0) is None)
+    rerun(killed, FINAL)
+    resumed_step(killed / "logs/train_final/tiny/small/w1.0/sigeo/0.log")
+    m_whole, m_killed = (json.loads((d / FINAL).read_text()) for d in (whole, killed))
+    for key in ("val", "test", "steps", "rows", "params", "flops_per_sample", "arch_hash"):
+        assert m_whole[key] == m_killed[key], key
