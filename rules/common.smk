@@ -83,4 +83,11 @@ def all_targets():
             level=SEARCH_LEVELS,
             proxy=PROXIES,
         ),
+        *expand(
+            "results/tables/correlation_{dataset}_{space}.csv",
+            dataset=DATASETS,
+            space=SPACES,
+        ),
+        "results/tables/search_results.csv",
+        *expand("results/plots/{dataset}_logloss_vs_cost.png", dataset=DATASETS),
     ]
