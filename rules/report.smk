@@ -1,5 +1,6 @@
-# Every searched (dataset, space, level, proxy), and the files each row of search_results reads
-# (the benchmark files are products of the warm-up and search jobs, so Snakemake runs those first).
+# Every searched (dataset, space, level, proxy), and the files each row of search_results reads.
+# The benchmark files are read, not required: the jobs that write them are upstream of best.json,
+# and a deleted benchmark must not make Snakemake redo a warm-up (its cost is then left empty).
 SEARCH_RUNS = [
     (dataset, space, level, proxy)
     for dataset in DATASETS
@@ -10,19 +11,20 @@ SEARCH_RUNS = [
 SEARCH_RUN_FILES = {
     "best": "results/final/{0}/{1}/w{2}/{3}/best.json",
     "warmup_metrics": "results/supernet/{0}/{1}/w{2}/metrics.json",
-    "warmup_benchmark": "benchmarks/warmup/{0}/{1}/w{2}.tsv",
-    "search_benchmark": "benchmarks/search/{0}/{1}/w{2}/{3}.tsv",
     "meta": "results/data/{0}/meta.json",
 }
-SEARCH_INPUTS = {
-    name: [pattern.format(*run) for run in SEARCH_RUNS]
-    for name, pattern in SEARCH_RUN_FILES.items()
+SEARCH_RUN_BENCHMARKS = {
+    "warmup_benchmark": "benchmarks/warmup/{0}/{1}/w{2}.tsv",
+    "search_benchmark": "benchmarks/search/{0}/{1}/w{2}/{3}.tsv",
 }
 
 
 rule search_results:
     input:
-        **SEARCH_INPUTS,
+        **{
+            name: [pattern.format(*run) for run in SEARCH_RUNS]
+            for name, pattern in SEARCH_RUN_FILES.items()
+        },
     output:
         table=report(
             "results/tables/search_results.csv",
@@ -43,6 +45,10 @@ rule search_results:
         runtime=10,
     params:
         runs=SEARCH_RUNS,
+        benchmarks={
+            name: [pattern.format(*run) for run in SEARCH_RUNS]
+            for name, pattern in SEARCH_RUN_BENCHMARKS.items()
+        },
         levels=LEVELS,
     script:
         "../workflow/scripts/search_results.py"

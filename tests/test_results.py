@@ -98,6 +98,14 @@ def test_gpu_runs_are_costed_in_gpu_days_and_real_data_has_no_bayes_gap(tmp_path
     assert table["gap_to_bayes"].isna().all()
 
 
+def test_a_missing_benchmark_leaves_only_that_cost_empty(tmp_path, caplog):
+    runs = write_runs(tmp_path)
+    (tmp_path / "bench" / "w1.0_sigeo.tsv").unlink()
+    table = search_results(runs).set_index(["level", "proxy"])
+    assert pd.isna(table.loc[(1.0, "sigeo"), "search_cost"]) and table.loc[(1.0, "sigeo"), "test_logloss"] == 0.45
+    assert table["search_cost"].notna().sum() == 3 and "w1.0_sigeo.tsv is missing" in caplog.text
+
+
 def test_input_lists_must_match_the_runs():
     with pytest.raises(ValueError, match="2 best files for 1 runs"):
         runs_from([("d", "small", "0.0", "sigeo")], {"0.0": 0.0}, {"best": ["a", "b"]})

@@ -72,7 +72,7 @@ def test_study_and_report_rules_run_and_rerun_only_what_changed(tmp_path, demo_c
     plot = mpimg.imread(tmp_path / "results/plots/correlation_vs_warmup_tiny_small.png")
     assert plot.shape[:2] == (630, 1125)
 
-    # search results: one row per searched level and proxy, costs from the benchmark files, the Bayes gap of synthetic data
+    # search results: a row per searched level and proxy, costs from the benchmark files, the gap to Bayes
     results = pd.read_csv(tmp_path / TARGETS[1])
     assert list(results["method"]) == ["SiGeo @ 50 %"]
     assert (results["cost_unit"] == "CPU-hours").all() and (results["search_cost"] > 0).all()

@@ -9,6 +9,7 @@ CPU-hours (wall-clock) on a CPU, as the paper plots GPU-days.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,8 @@ from ..io import read_json
 from ..report.plots import subplots
 from ..study.correlation import label as proxy_label
 from ..study.correlation import percent
+
+log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike
 
@@ -90,6 +93,15 @@ def benchmark_seconds(path: PathLike) -> float:
     return float(frame["s"].mean())
 
 
+def _seconds_or_nan(path: PathLike) -> float:
+    """A missing benchmark (deleted, or a job run outside Snakemake) leaves the cost empty, not the table."""
+    try:
+        return benchmark_seconds(path)
+    except FileNotFoundError:
+        log.warning("%s is missing; the search cost of its row is left empty", path)
+        return math.nan
+
+
 def cost_unit(device: str) -> tuple[str, float]:
     """(unit name, seconds per unit) for a device as ``sigeo.train.device_name`` writes it."""
     return UNITS["cpu" if device.startswith("cpu") else "gpu"]
@@ -108,8 +120,8 @@ def search_results(runs: Sequence[RunFiles]) -> pd.DataFrame:
     rows = []
     for r in runs:
         best, warm, meta = read_json(r.best), read_json(r.warmup_metrics), read_json(r.meta)
-        warmup_s = 0.0 if r.proxy in SUPERNET_FREE else benchmark_seconds(r.warmup_benchmark)
-        search_s = benchmark_seconds(r.search_benchmark)
+        warmup_s = 0.0 if r.proxy in SUPERNET_FREE else _seconds_or_nan(r.warmup_benchmark)
+        search_s = _seconds_or_nan(r.search_benchmark)
         unit, seconds = cost_unit(warm["device"])
         bayes = (meta.get("bayes_logloss") or {}).get("test", math.nan)
         rows.append(

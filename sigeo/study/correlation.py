@@ -64,8 +64,9 @@ LABELS = {
 }
 
 
-LEAD_COLORS = {"sigeo": "C3", "zico": "C0"}
-OTHER_COLORS = ("C1", "C2", "C4", "C5", "C6", "C7", "C8", "C9")
+#: SiGeo solid on top, ZiCo dashed under it: with a small Fisher–Rao term the two lines can coincide.
+LEAD_STYLES = {"sigeo": ("C3", "-", 4), "zico": ("C0", "--", 3)}
+OTHER_COLORS = ("C1", "C2", "C4", "C5", "C6", "C8", "C9")
 OTHER_STYLES = ("-", "--", ":")
 
 
@@ -85,7 +86,6 @@ class CorrelationSettings:
     proxies: tuple[str, ...]
     seed: int
     bootstrap: int
-    num_blocks: int
 
     @classmethod
     def from_config(cls, config: Mapping) -> CorrelationSettings:
@@ -98,7 +98,6 @@ class CorrelationSettings:
             proxies=tuple(proxies),
             seed=sampling_seed(config),
             bootstrap=c["bootstrap"],
-            num_blocks=config["num_blocks"],
         )
 
 
@@ -304,11 +303,13 @@ def warmup_figure(table: pd.DataFrame, title: str) -> Figure:
         rows = table[table["proxy"] == name].sort_values("level")
         x = rows["level"].map(position)
         if name in LEAD:
-            color = LEAD_COLORS[name]
-            ax.plot(x, rows["spearman"], marker="o", lw=2.4, ms=7, color=color, label=label(name), zorder=3)
+            color, style, z = LEAD_STYLES[name]
+            ax.plot(x, rows["spearman"], marker="o", lw=2.4, ms=7, color=color, ls=style, label=label(name), zorder=z)
             ax.fill_between(x, rows["spearman_low"], rows["spearman_high"], color=color, alpha=0.15, lw=0)
             continue
         color, style = OTHER_COLORS[others % len(OTHER_COLORS)], OTHER_STYLES[others // len(OTHER_COLORS) % 3]
+        if name == "random":
+            color, style = "0.45", ":"
         ax.plot(x, rows["spearman"], marker=".", lw=1.1, ms=5, color=color, ls=style, alpha=0.8, label=label(name))
         others += 1
     ax.axhline(0, color="0.4", lw=0.8)
@@ -319,5 +320,6 @@ def warmup_figure(table: pd.DataFrame, title: str) -> Figure:
         ylim=(-1.05, 1.05),
         title=title,
     )
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, title="proxy (shaded: 95 % CI)")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, title="proxy (shaded: 95 % CI)",
+              title_fontsize=8)  # fmt: skip
     return fig

@@ -7,7 +7,11 @@ from sigeo.runner import run
 
 def main() -> None:
     out = snakemake.output
-    runs = runs_from(snakemake.params.runs, snakemake.params.levels, snakemake.input)
+    files = {
+        **snakemake.params.benchmarks,
+        **{name: snakemake.input[name] for name in ("best", "warmup_metrics", "meta")},
+    }
+    runs = runs_from(snakemake.params.runs, snakemake.params.levels, files)
     write_table(search_results(runs), csv=out.table, md=out.table_md, tex=out.table_tex, digits=4)
 
 
