@@ -75,4 +75,11 @@ def all_targets():
             for space in SPACES
             for level, proxy in SEARCHES
         ],
+        *expand(
+            "results/tables/correlation_{dataset}_{space}.csv",
+            dataset=DATASETS,
+            space=SPACES,
+        ),
+        "results/tables/search_results.csv",
+        *expand("results/plots/{dataset}_logloss_vs_cost.png", dataset=DATASETS),
     ]

@@ -1,0 +1,123 @@
+from sigeo.study.correlation import CorrelationSettings
+
+CORRELATION = CorrelationSettings.from_config(config)
+CORRELATION_SUBNETS = range(CORRELATION.num_subnets)
+# Only what each job reads, so growing num_subnets or editing the proxy list keeps trained subnets up to date.
+CORRELATION_KEYS = {
+    "truth": ("seed", "epochs", "max_train_rows"),
+    "score": ("seed", "num_subnets"),
+}
+TRUTH_STAGE = {
+    **stage_config("train_final"),
+    "num_blocks": config["num_blocks"],
+    "correlation": {k: config["correlation"][k] for k in CORRELATION_KEYS["truth"]},
+}
+SCORE_STAGE = {
+    **{k: config[k] for k in ("seed", "num_blocks", "warmup", "proxy", "devices")},
+    "correlation": {k: config["correlation"][k] for k in CORRELATION_KEYS["score"]},
+}
+
+
+# One job per subnet: at the paper's scale each is a full training (hours on a GPU), so the
+# scheduler spreads them over GPUs, a failed one reruns alone, and a larger num_subnets only adds jobs.
+rule train_subnet:
+    input:
+        meta="results/data/{dataset}/meta.json",
+    output:
+        metrics="results/correlation/{dataset}/{space}/subnets/{subnet}/metrics.json",
+        arch="results/correlation/{dataset}/{space}/subnets/{subnet}/arch.json",
+    log:
+        "logs/correlation/{dataset}/{space}/train_subnet/{subnet}.log",
+    benchmark:
+        "benchmarks/correlation/{dataset}/{space}/train_subnet/{subnet}.tsv"
+    wildcard_constraints:
+        subnet=r"\d+",
+    conda:
+        "../envs/cpu.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=final_mem_mb,
+        runtime=1440,
+    params:
+        stage=TRUTH_STAGE,
+    script:
+        "../workflow/scripts/train_subnet.py"
+
+
+# One job per warm-up level: the supernet is loaded once and scores every subnet with every proxy.
+rule score_subnets:
+    input:
+        supernet="results/supernet/{dataset}/{space}/w{level}/supernet.pt",
+        meta="results/data/{dataset}/meta.json",
+    output:
+        scores="results/correlation/{dataset}/{space}/w{level}/scores.csv",
+    log:
+        "logs/correlation/{dataset}/{space}/score_subnets/w{level}.log",
+    benchmark:
+        "benchmarks/correlation/{dataset}/{space}/score_subnets/w{level}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=warmup_mem_mb,
+        runtime=240,
+    params:
+        stage=SCORE_STAGE,
+        proxies=list(CORRELATION.proxies),
+    script:
+        "../workflow/scripts/score_subnets.py"
+
+
+rule correlation_table:
+    input:
+        truth=expand(
+            "results/correlation/{{dataset}}/{{space}}/subnets/{subnet}/metrics.json",
+            subnet=CORRELATION_SUBNETS,
+        ),
+        scores=expand(
+            "results/correlation/{{dataset}}/{{space}}/w{level}/scores.csv",
+            level=LEVELS,
+        ),
+    output:
+        data="results/correlation/{dataset}/{space}/data.csv",
+        table=report(
+            "results/tables/correlation_{dataset}_{space}.csv",
+            caption="../workflow/report/correlation_table.rst",
+            category="Correlation study",
+            subcategory="{dataset} / {space}",
+        ),
+        table_md="results/tables/correlation_{dataset}_{space}.md",
+        table_tex="results/tables/correlation_{dataset}_{space}.tex",
+        summary=report(
+            "results/tables/correlation_{dataset}_{space}_summary.html",
+            caption="../workflow/report/correlation_summary.rst",
+            category="Correlation study",
+            subcategory="{dataset} / {space}",
+        ),
+        summary_md="results/tables/correlation_{dataset}_{space}_summary.md",
+        plot=report(
+            "results/plots/correlation_vs_warmup_{dataset}_{space}.png",
+            caption="../workflow/report/correlation_vs_warmup.rst",
+            category="Correlation study",
+            subcategory="{dataset} / {space}",
+        ),
+        plot_pdf="results/plots/correlation_vs_warmup_{dataset}_{space}.pdf",
+    log:
+        "logs/correlation/{dataset}/{space}/table.log",
+    benchmark:
+        "benchmarks/correlation/{dataset}/{space}/table.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        levels=list(LEVELS.values()),
+        proxies=list(CORRELATION.proxies),
+        bootstrap=CORRELATION.bootstrap,
+        seed=CORRELATION.seed,
+    script:
+        "../workflow/scripts/correlation_table.py"
