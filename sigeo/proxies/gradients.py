@@ -18,52 +18,11 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..space.supernet import Region
 
 SIGEO_MODES = ("fixed", "faithful")
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class Region:
-    """The elements of one parameter a candidate uses; by default all of them.
-
-    A subnet of a weight-sharing supernet reads a leading row range and some column segments of
-    each shared weight (``rows``, ``cols``), and a few rows of each embedding table (``index``,
-    sorted). Measuring just those keeps a candidate's gradient record the size of the candidate.
-    """
-
-    param: nn.Parameter
-    rows: tuple[int, int] | None = None
-    cols: tuple[tuple[int, int], ...] | None = None
-    index: torch.Tensor | None = None
-
-    @property
-    def numel(self) -> int:
-        if self.index is not None:
-            return len(self.index) * self.param[0].numel()
-        n_rows = self.rows[1] if self.rows is not None else (self.param.shape[0] if self.param.dim() else 1)
-        per_row = self.param[0].numel() if self.param.dim() > 1 else 1
-        if self.cols is not None:
-            per_row = sum(n for _, n in self.cols)
-        return n_rows * per_row
-
-    def select(self, t: torch.Tensor) -> torch.Tensor:
-        """The region's elements of ``t`` (the parameter, or its gradient, dense or sparse), flattened."""
-        if self.index is not None:
-            if t.is_sparse:
-                t = t.coalesce()
-                out = t.new_zeros((len(self.index), *t.shape[1:]), layout=torch.strided)
-                out[torch.searchsorted(self.index, t.indices()[0])] = t.values()
-                return out.reshape(-1)
-            return t[self.index].reshape(-1)
-        if t.is_sparse:
-            t = t.to_dense()
-        if self.rows is not None:
-            t = t[self.rows[0] : self.rows[0] + self.rows[1]]
-        if self.cols is not None:
-            t = torch.cat([t[:, a : a + n] for a, n in self.cols], dim=1)
-        return t.reshape(-1)
 
 
 @dataclass(frozen=True)
@@ -180,15 +139,13 @@ def collect_gradients(
             loss.backward()
             if step is not None:
                 step()
-            parts = []
-            for i, (region, n) in enumerate(zip(regions, numels, strict=True)):
+            for i, (region, part) in enumerate(zip(regions, flat[row].split(numels), strict=True)):
                 grad = region.param.grad
                 if grad is None:
-                    parts.append(torch.zeros(n, dtype=torch.float64, device=device))
-                    continue
-                present[i] = True
-                parts.append(region.select(grad).to(torch.float64))
-            torch.cat(parts, out=flat[row])
+                    part.zero_()
+                else:
+                    present[i] = True
+                    part.copy_(region.select(grad))
     theta = torch.cat([r.select(r.param.detach()).to(torch.float64) for r in regions])
     names = tuple(params)
     if not bool(present.all()):
