@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sigeo.space.choice import FULL, SMALL, full_path, get_space, mutate, sample_architecture, sample_path
+from sigeo.space.choice import FULL, SMALL, Block, full_path, get_space, mutate, sample_architecture, sample_path
 from sigeo.space.choice import Path as Arch
 from sigeo.space.ops import fm_vector, pairwise_dots
 from sigeo.space.subnet import StandaloneNet, standalone_size
@@ -270,3 +270,20 @@ def test_candidate_reads_and_differentiates_exactly_the_supernet_regions(space):
         unseen[0, 0] = 5  # feature 0 has 6 ids; 5 is not among the candidate's rows
         with pytest.raises(ValueError, match="outside the embedding rows"):
             candidate(dense, unseen)
+
+
+def test_blocks_that_do_not_reach_the_head_are_skipped():
+    def block(dense_idx, sparse_idx, nodes, left=0, right=0):
+        return Block(dense_idx, sparse_idx, left, right, nodes, 32, 16, interact=True, deep_fm=True)
+
+    # block 2 reads outputs 0 and 1 only: block 1 (output 2) feeds nothing
+    small = Arch(SMALL, (block((0,), (0,), (0, 2)), block((1,), (1,), (1, 2)), block((0, 1), (1, 0), (0, 2))))
+    assert small.live_blocks() == (True, False, True)
+    # an SG reading output 2 as its left input keeps block 1; the attention reads output 1 only
+    full = Arch(FULL, (block((0,), (0,), (0, 5)), block((1,), (1,), (2, 4), left=1), block((0,), (1,), (2, 4), left=2)))
+    assert full.live_blocks() == (True, True, True)
+    torch.manual_seed(0)
+    net = SuperNet(SMALL, 13, [5] * 26, num_blocks=3)
+    net(torch.randn(4, 13), torch.randint(0, 5, (4, 26)), small).sum().backward()
+    assert all(p.grad is None for p in net.blocks[1].parameters())
+    assert net.blocks[0].fc.weight.grad is not None and net.blocks[2].efc.weight.grad is not None

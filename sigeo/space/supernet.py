@@ -391,13 +391,16 @@ class SuperNet(nn.Module):
         return self.logits(dense, self.stem(sparse_ids), path)
 
     def logits(self, dense: torch.Tensor, embedded: torch.Tensor, path: Path) -> torch.Tensor:
-        """Logits of ``path`` from the dense features and the stem's output ``embedded`` [B, C, 16]."""
+        """Logits of ``path`` from the dense features and the stem's output ``embedded`` [B, C, 16].
+
+        Blocks that do not reach the head (``Path.live_blocks``) are skipped: they would change
+        neither the logits nor any gradient.
+        """
         if path.num_blocks != self.num_blocks or path.space != self.space:
             raise ValueError(f"path has {path.num_blocks} blocks of {path.space.name}; supernet is {self.num_blocks}")
-        dense_acts = [dense]
-        sparse_acts = [SparseAct(embedded, None)]
-        for block_module, block in zip(self.blocks, path.blocks, strict=True):
-            d, s = block_module(dense_acts, sparse_acts, block, self.mask)
+        dense_acts, sparse_acts = [dense], [SparseAct(embedded, None)]  # None for the blocks skipped as dead
+        for block_module, block, live in zip(self.blocks, path.blocks, path.live_blocks(), strict=True):
+            d, s = block_module(dense_acts, sparse_acts, block, self.mask) if live else (None, None)
             dense_acts.append(d)
             sparse_acts.append(s)
         last_dense, last_sparse = dense_acts[-1], sparse_acts[-1]
