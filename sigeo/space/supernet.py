@@ -174,7 +174,11 @@ def _relu(x: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class SparseAct:
-    """A block's sparse output: the operator rows (logical rows 0..r) and the merger rows (R..R+8)."""
+    """A block's sparse output: the operator rows (logical rows 0..r) and the merger rows (R..R+8).
+
+    Both are stored rows last, [B, E, rows], the layout the row-axis Linears read and write, so no
+    operator transposes and copies its input (only the dot product and attention want rows first).
+    """
 
     main: torch.Tensor
     extra: torch.Tensor | None
@@ -192,11 +196,6 @@ def seg_linear(x: torch.Tensor, lin: nn.Linear, segments: Sequence[Segment], n_o
     keeping only the first ``n_out`` outputs: weight sharing by slicing."""
     bias = _take(lin.bias, (0, n_out)) if lin.bias is not None else None
     return F.linear(x, _take(lin.weight, (0, n_out), segments), bias)
-
-
-def row_linear(s: torch.Tensor, lin: nn.Linear, segments: Sequence[Segment], n_out: int) -> torch.Tensor:
-    """A Linear over the row axis of ``s`` [B, N, E]; returns [B, E, n_out] (rows last, for LayerNorm)."""
-    return seg_linear(s.transpose(1, 2), lin, segments, n_out)
 
 
 def layer_norm(x: torch.Tensor, ln: nn.LayerNorm | None) -> torch.Tensor:
@@ -262,11 +261,11 @@ class SuperBlock(nn.Module):
         pieces, segments = [], []
         for j in sorted(set(idx)):
             pieces.append(sparse[j].main)
-            segments.append((self.sparse_offsets[j], sparse[j].main.shape[1]))
+            segments.append((self.sparse_offsets[j], sparse[j].main.shape[2]))
             if sparse[j].extra is not None:
                 pieces.append(sparse[j].extra)
                 segments.append((self.sparse_offsets[j] + self.r, INTERACT_ROWS))
-        return (pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)), segments
+        return (pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=2)), segments
 
     # --- operators ---------------------------------------------------------------------------------
     def forward(
@@ -281,16 +280,17 @@ class SuperBlock(nn.Module):
         rows = [self._sparse_op(self.space.nodes[k], sparse, block, n_sparse) for k in block.sparse_nodes(self.space)]
         sparse_out = rows[0] if len(rows) == 1 else torch.stack(rows).sum(0)
         if mask:
-            dense_out, sparse_out = self._mask_cols(dense_out, d), self._mask_rows(sparse_out, sd)
+            dense_out, sparse_out = self._mask_cols(dense_out, d), self._mask_cols(sparse_out, sd)
         extra = None
         if block.interact:
             y = layer_norm(
                 seg_linear(dense_out, self.interact, [(0, dense_out.shape[1])], INTERACT_ROWS * EMBED_DIM),
                 self.interact_ln,
             )
-            extra = y.view(-1, INTERACT_ROWS, EMBED_DIM)
+            extra = y.view(-1, INTERACT_ROWS, EMBED_DIM).transpose(1, 2)
         if block.deep_fm:
-            fm = layer_norm(seg_linear(fm_vector(sparse_out), self.fm, [(0, EMBED_DIM)], n_dense), self.fm_ln)
+            fm_in = fm_vector(sparse_out.transpose(1, 2))
+            fm = layer_norm(seg_linear(fm_in, self.fm, [(0, EMBED_DIM)], n_dense), self.fm_ln)
             dense_out = dense_out + (self._mask_cols(fm, d) if mask else fm)
         return dense_out, SparseAct(sparse_out, extra)
 
@@ -313,8 +313,8 @@ class SuperBlock(nn.Module):
             v = layer_norm(seg_linear(x, self.dp_dense, segs, EMBED_DIM), self.dp_dense_ln) if self.dp_dense else x
             s, rsegs = self._sparse_input(sparse, block.sparse_idx)
             if self.dp_rows is not None:
-                s = layer_norm(row_linear(s, self.dp_rows, rsegs, self.p), self.dp_rows_ln).transpose(1, 2)
-            t = torch.cat([v.unsqueeze(1), s], dim=1)
+                s = layer_norm(seg_linear(s, self.dp_rows, rsegs, self.p), self.dp_rows_ln)
+            t = torch.cat([v.unsqueeze(1), s.transpose(1, 2)], dim=1)
             y = pairwise_dots(t)
             return layer_norm(seg_linear(y, self.dp_out, [(0, y.shape[1])], n), self.dp_ln)
         left, right = dense[block.dense_left_idx], dense[block.dense_right_idx]
@@ -351,13 +351,13 @@ class SuperBlock(nn.Module):
     def _sparse_op(self, op: str, sparse: list[SparseAct], block: Block, n: int) -> torch.Tensor:
         s, segs = self._sparse_input(sparse, block.sparse_idx)
         if op == "efc":
-            return _relu(layer_norm(row_linear(s, self.efc, segs, n), self.efc_ln)).transpose(1, 2)
-        if op == "attn":
-            y = layer_norm(row_linear(s, self.attn_rows, segs, n), self.attn_rows_ln).transpose(1, 2)
+            return _relu(layer_norm(seg_linear(s, self.efc, segs, n), self.efc_ln))
+        if op == "attn":  # attention runs rows first, [B, rows, E]
+            y = layer_norm(seg_linear(s, self.attn_rows, segs, n), self.attn_rows_ln).transpose(1, 2)
             y = self._mask_rows(y, block.sparse_dim) if n != block.sparse_dim else y
             h = _call(self.attn_ln1, y + _call(self.attn, y, y, y, need_weights=False)[0])
             out = _call(self.attn_ln2, h + _call(self.attn_ffn2, _relu(_call(self.attn_ffn1, h))))
-            return self._mask_rows(out, block.sparse_dim) if n != block.sparse_dim else out
+            return (self._mask_rows(out, block.sparse_dim) if n != block.sparse_dim else out).transpose(1, 2)
         raise ValueError(f"{op!r} is not a sparse operator")
 
 
@@ -398,16 +398,18 @@ class SuperNet(nn.Module):
         """
         if path.num_blocks != self.num_blocks or path.space != self.space:
             raise ValueError(f"path has {path.num_blocks} blocks of {path.space.name}; supernet is {self.num_blocks}")
-        dense_acts, sparse_acts = [dense], [SparseAct(embedded, None)]  # None for the blocks skipped as dead
+        # one entry per output index; None for the blocks skipped as dead
+        dense_acts, sparse_acts = [dense], [SparseAct(embedded.transpose(1, 2).contiguous(), None)]
         for block_module, block, live in zip(self.blocks, path.blocks, path.live_blocks(), strict=True):
             d, s = block_module(dense_acts, sparse_acts, block, self.mask) if live else (None, None)
             dense_acts.append(d)
             sparse_acts.append(s)
         last_dense, last_sparse = dense_acts[-1], sparse_acts[-1]
-        pieces = [last_dense, last_sparse.main.flatten(1)]
-        segs = [(0, last_dense.shape[1]), (self.space.max_dense, last_sparse.main.shape[1] * EMBED_DIM)]
+        rows = last_sparse.main.shape[2]
+        pieces = [last_dense, last_sparse.main.transpose(1, 2).flatten(1)]  # the head reads rows first
+        segs = [(0, last_dense.shape[1]), (self.space.max_dense, rows * EMBED_DIM)]
         if last_sparse.extra is not None:
-            pieces.append(last_sparse.extra.flatten(1))
+            pieces.append(last_sparse.extra.transpose(1, 2).flatten(1))
             segs.append((self.space.max_dense + self.space.max_sparse * EMBED_DIM, INTERACT_ROWS * EMBED_DIM))
         return seg_linear(torch.cat(pieces, dim=1), self.head, segs, 1).squeeze(1)
 
