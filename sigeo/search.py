@@ -11,6 +11,7 @@ taking the scores it already has from the file.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -213,10 +214,8 @@ class RecordLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.done: list[dict] = []
         if self.partial.exists():
-            lines = self.partial.read_text().splitlines(keepends=True)
-            if lines and not lines[-1].endswith("\n"):
-                lines.pop()
-            self.done = list(csv.DictReader(lines))
+            text = self.partial.read_text()
+            self.done = list(csv.DictReader(io.StringIO(text[: text.rfind("\n") + 1], newline="")))
         self._fh = None
         self._writer = None
 

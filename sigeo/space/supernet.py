@@ -156,12 +156,8 @@ def _take(param: nn.Parameter, rows: Rows | None = None, cols: Sequence[Segment]
 
 def _call(module: nn.Module, *args: torch.Tensor, **kwargs: object) -> torch.Tensor:
     """Run a small module that a subnet uses whole (attention), on the candidate's copies if there is one."""
-    if _USAGE.get() is None and _OWN.get() is None:
-        return module(*args, **kwargs)
     weights = {name: _take(p) for name, p in module.named_parameters()}
-    if _OWN.get() is None:
-        return module(*args, **kwargs)
-    return functional_call(module, weights, args, kwargs)
+    return module(*args, **kwargs) if _OWN.get() is None else functional_call(module, weights, args, kwargs)
 
 
 def _relu(x: torch.Tensor) -> torch.Tensor:
