@@ -55,6 +55,13 @@ def warmup_mem_mb(wildcards):
     return supernet_mem_mb(DATASETS[wildcards.dataset], wildcards.space, config)
 
 
+def search_mem_mb(wildcards):
+    """Memory of a search job: the supernet's weights plus headroom (no gradients, no optimizer)."""
+    return supernet_mem_mb(
+        DATASETS[wildcards.dataset], wildcards.space, config, copies=1
+    )
+
+
 def final_mem_mb(wildcards):
     return standalone_mem_mb(DATASETS[wildcards.dataset])
 

@@ -13,7 +13,7 @@ rule search:
     threads: 2
     resources:
         gpu=1,
-        mem_mb=warmup_mem_mb,
+        mem_mb=search_mem_mb,
         runtime=1440,
     params:
         stage=stage_config("search"),

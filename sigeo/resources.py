@@ -35,10 +35,11 @@ def _embedding_params(spec: DatasetSpec) -> int:
     return sum(spec.raw_format.table_sizes(spec.max_table_size)) * EMBED_DIM
 
 
-def supernet_mem_mb(spec: DatasetSpec, space_name: str, config: dict) -> int:
+def supernet_mem_mb(spec: DatasetSpec, space_name: str, config: dict, copies: int = COPIES) -> int:
+    """Training needs ``COPIES`` of the supernet; a search only its weights (candidates own their copies)."""
     fmt = spec.raw_format
     dense = supernet_params(len(fmt.dense_features), len(fmt.sparse_features), space_name, config["num_blocks"])
-    return int((_embedding_params(spec) + dense) * BYTES * COPIES / 2**20) + HEADROOM_MB
+    return int((_embedding_params(spec) + dense) * BYTES * copies / 2**20) + HEADROOM_MB
 
 
 def standalone_mem_mb(spec: DatasetSpec) -> int:

@@ -10,15 +10,15 @@ taking the scores it already has from the file.
 
 from __future__ import annotations
 
-import contextlib
 import csv
+import io
 import json
 import logging
 import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,18 +27,17 @@ import torch
 from tqdm import tqdm
 
 from .data.store import Dataset
+from .errors import ConfigError
 from .io import atomic_path, write_json
-from .proxies import ProbeContext, ProbeSettings, Region, get_proxy, score
+from .proxies import ProbeContext, ProbeSettings, get_proxy, score
+from .proxies.synflow import unit_inputs
 from .space.choice import Path as Architecture
 from .space.choice import get_space, mutate, sample_architecture
-from .space.subnet import StandaloneNet
-from .space.supernet import PathModel, SuperNet, record_usage
+from .space.subnet import standalone_size
+from .space.supernet import Candidate, SuperNet
 from .train import clip_grad_norm, logloss, make_optimizer, make_scheduler, to_device
 
 log = logging.getLogger(__name__)
-
-#: Proxies that read the shared gradient pass (the faithful SiGeo setting changes that pass).
-GRADIENT_PROXIES = {"sigeo", "zico", "fisher_rao", "loss", "grad_abs_mean", "grad_std", "grad_norm", "snip", "fisher"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,12 @@ class SearchSettings:
     random_budget: int
     seed: int
 
+    def __post_init__(self) -> None:
+        if self.method == "regularized-ea" and self.sample_size > self.init_population:
+            raise ConfigError(
+                f"search.sample_size ({self.sample_size}) exceeds search.init_population ({self.init_population})"
+            )
+
     @classmethod
     def from_config(cls, config: dict) -> SearchSettings:
         s = config["search"]
@@ -81,7 +86,12 @@ class SearchSettings:
 
 
 class CandidateScorer:
-    """Scores architectures inside one warmed-up supernet with one or more proxies."""
+    """Scores architectures inside one warmed-up supernet with one or more proxies.
+
+    Each candidate becomes a :class:`Candidate`: its own copies of the weight regions it reads and
+    of the probe batches' embedding rows, so probing it never touches the supernet (which stays
+    frozen) and its gradients are the size of the subnet.
+    """
 
     def __init__(
         self,
@@ -103,10 +113,9 @@ class CandidateScorer:
         self.probe_batches = [
             to_device(train.batch(i * size, (i + 1) * size), device) for i in range(data.probe_batches)
         ]
-        self.num_dense, self.table_sizes = dataset.num_dense, dataset.table_sizes
-        self.embedding_rows = torch.unique(
-            torch.cat([b[1] + supernet.stem.offsets for b in self.probe_batches]).flatten()
-        )
+        self.num_dense, self.num_sparse = dataset.num_dense, dataset.num_sparse
+        ids = [b[1] for b in self.probe_batches] + [unit_inputs(*self.probe_batches[0][:2])[1]]
+        self.embedding_rows = torch.unique(torch.cat(ids) + supernet.stem.offsets)
         if "oneshot" in proxies:
             self.finetune = [
                 to_device(b, device) for b in _take(train.batches(size, drop_last=True), data.finetune_steps)
@@ -115,103 +124,62 @@ class CandidateScorer:
 
     def score(self, arch: Architecture) -> dict[str, float]:
         """All configured proxy scores (with their components), #params and FLOPs per sample."""
-        size = standalone_size(arch, self.num_dense, self.table_sizes)
+        ctx = self.context(arch)
+        return {**score(self.proxies, ctx), **{k: ctx.extras[k] for k in ("params", "flops")}}
+
+    def context(self, arch: Architecture) -> ProbeContext:
+        """What the proxies see of ``arch``: in ``fixed`` mode every parameter it uses is measured;
+        in ``faithful`` mode only its head, with an optimizer step after each probe batch (§5.3)."""
+        size = standalone_size(arch, self.num_dense, self.num_sparse)
         extras = {**size, "hash": arch.hash(), "oneshot": lambda: self.oneshot(arch)}
-        model = PathModel(self.supernet, arch)
-        faithful = self.probe.sigeo_mode == "faithful"
-        with self._trainable(faithful):
-            params, step, restore = self._probe_setup(arch, faithful)
-            try:
-                ctx = ProbeContext(
-                    model, self.probe_batches, _loss, self.probe, params=params, step=step, extras=extras
-                )
-                scores = score(self.proxies, ctx)
-            finally:
-                restore()
-                self.supernet.zero_grad(set_to_none=True)
-        return {**scores, **size}
-
-    @contextlib.contextmanager
-    def _trainable(self, faithful: bool) -> Iterator[None]:
-        """Gradients on for what is measured: the head only (faithful) or every parameter."""
-        wanted = list(self.supernet.head.parameters()) if faithful else list(self.supernet.parameters())
-        for p in wanted:
-            p.requires_grad_(True)
-        try:
-            yield
-        finally:
-            for p in wanted:
-                p.requires_grad_(False)
-
-    def _probe_setup(self, arch: Architecture, faithful: bool) -> tuple[dict, Callable | None, Callable[[], None]]:
-        """Measured parameters, the between-batch step, and how to undo it."""
-        if not faithful:
-            return self._regions(arch), None, lambda: None
-        head = self.supernet.head
-        saved = [p.detach().clone() for p in head.parameters()]
-        optimizer = make_optimizer(head, self.data.finetune_lr)
-        warmup = self.data.finetune_steps // 10
-        calls = [0]
-
-        def step() -> None:  # REFERENCE §4.1.3: lr 1e-8 twice, then the schedule from its start
-            t = max(calls[0] - 1, 0)
-            lr = 1e-8 + (self.data.finetune_lr - 1e-8) * (t / warmup if warmup and t < warmup else 1.0)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            clip_grad_norm(head.parameters())
-            optimizer.step()
-            calls[0] += 1
-
-        def restore() -> None:
-            with torch.no_grad():
-                for p, value in zip(head.parameters(), saved, strict=True):
-                    p.copy_(value)
-
-        return {"head.weight": head.weight, "head.bias": head.bias}, step, restore
-
-    def _regions(self, arch: Architecture) -> dict[str, Region]:
-        """The parameter regions ``arch`` reads, found by one tiny forward pass."""
-        dense, ids = self.probe_batches[0][0][:2], self.probe_batches[0][1][:2]
-        with torch.no_grad(), record_usage() as usage:
-            self.supernet(dense, ids, arch)
-        names = {id(p): n for n, p in self.supernet.named_parameters()}
-        regions = {names[key]: Region(p, rows, cols) for key, (p, rows, cols) in usage.regions.items()}
-        embedding = self.supernet.stem.embedding.weight
-        regions["stem.embedding.weight"] = Region(embedding, index=self.embedding_rows)
-        return regions
+        candidate = Candidate(self.supernet, arch, self.embedding_rows)
+        params, step = candidate.measured(), None
+        if self.probe.sigeo_mode == "faithful":
+            params, step = _head_finetuning(candidate, self.data)
+        return ProbeContext(candidate, self.probe_batches, _loss, self.probe, params=params, step=step, extras=extras)
 
     def oneshot(self, arch: Architecture) -> float:
         """Fine-tune only the head on the shared fine-tuning batches, then val log loss (REFERENCE §4.1)."""
-        net, head = self.supernet, self.supernet.head
-        saved = [p.detach().clone() for p in head.parameters()]
-        try:
-            for p in head.parameters():
-                p.requires_grad_(True)
-            optimizer = make_optimizer(head, self.data.finetune_lr)
-            steps = len(self.finetune)
-            scheduler = make_scheduler(optimizer, steps, steps // 10)
+        candidate = Candidate(self.supernet, arch)
+        _, step = _head_finetuning(candidate, self.data)
+        with torch.enable_grad():
             for batch in self.finetune:
-                with torch.no_grad():
-                    features, segments = net.body(batch[0], batch[1], arch)
-                optimizer.zero_grad(set_to_none=True)
-                loss = logloss(net.head_logits(features, segments), batch[2])
-                loss.backward()
-                clip_grad_norm(head.parameters())
-                optimizer.step()
-                scheduler.step()
-            total, rows = 0.0, 0
-            with torch.no_grad():
-                for batch in self.eval:
-                    logits = net(batch[0], batch[1], arch)
-                    total += float(logloss(logits.double(), batch[2].double())) * len(logits)
-                    rows += len(logits)
-            return total / rows
-        finally:
-            with torch.no_grad():
-                for p, value in zip(head.parameters(), saved, strict=True):
-                    p.copy_(value)
-                    p.requires_grad_(False)
-                    p.grad = None
+                candidate.zero_grad(set_to_none=True)
+                _loss(candidate, batch).backward()
+                step()
+        total, rows = 0.0, 0
+        with torch.no_grad():
+            for batch in self.eval:
+                logits = candidate(batch[0], batch[1])
+                total += float(logloss(logits.double(), batch[2].double())) * len(logits)
+                rows += len(logits)
+        return total / rows
+
+
+def _head_finetuning(candidate: Candidate, data: ProbeData) -> tuple[dict[str, torch.nn.Parameter], Callable[[], None]]:
+    """Freeze all but the candidate's copy of the head; return it and one fine-tuning step.
+
+    A step clips the head's gradient and takes an Adagrad step; the schedule is REFERENCE §4.1.3's:
+    ``finetune_steps`` long with a 10 % warm-up, reset after the first step, so the first two steps
+    use lr 1e-8. Faithful SiGeo runs it between probe batches, one-shot scoring for every batch.
+    """
+    head = {name: p for name, p in candidate.measured().items() if name.startswith("head.")}
+    for p in candidate.parameters():
+        p.requires_grad_(False)
+    for p in head.values():
+        p.requires_grad_(True)
+    optimizer = make_optimizer(candidate, data.finetune_lr)
+    scheduler = make_scheduler(optimizer, data.finetune_steps, data.finetune_steps // 10)
+    steps = [0]
+
+    def step() -> None:
+        clip_grad_norm(head.values())
+        optimizer.step()
+        if steps[0] > 0:
+            scheduler.step()
+        steps[0] += 1
+
+    return head, step
 
 
 def _loss(model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -222,20 +190,6 @@ def _take(iterator, n: int) -> list:
     return [b for _, b in zip(range(n), iterator, strict=False)]
 
 
-def standalone_size(arch: Architecture, num_dense: int, table_sizes: list[int]) -> dict[str, float]:
-    """Dense #params and forward FLOPs per sample of ``arch`` as a standalone network, on the meta device
-    (shapes only: no memory, no arithmetic)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.device("meta"):
-        model = StandaloneNet(arch, num_dense, [2] * len(table_sizes))
-        dense, ids = torch.zeros(1, num_dense), torch.zeros(1, len(table_sizes), dtype=torch.long)
-        with FlopCounterMode(display=False) as counter:
-            model(dense, ids)
-    params = sum(p.numel() for p in model.parameters()) - model.stem.embedding.weight.numel()
-    return {"params": float(params), "flops": float(counter.get_total_flops())}
-
-
 # --- records ------------------------------------------------------------------------------------
 @dataclass
 class Record:
@@ -243,20 +197,25 @@ class Record:
     generation: int
     arch: Architecture
     scores: dict[str, float]
-    seconds: float
 
 
 class RecordLog:
-    """Append-only ``records.partial.csv``; renamed to ``records.csv`` when the search ends."""
+    """Append-only ``records.partial.csv``; renamed to ``records.csv`` when the search ends.
 
-    def __init__(self, path: Path, criterion: str) -> None:
-        self.path, self.partial, self.criterion = path, path.with_name(path.stem + ".partial.csv"), criterion
+    One line per evaluated candidate, written, flushed and fsynced as soon as it is scored. A line
+    cut by a kill (the file then does not end in a newline) is dropped on restart and its candidate
+    scored again; no wall-clock times are stored, so equal settings give byte-identical files.
+    """
+
+    META = ("index", "generation", "hash", "arch")
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.partial = path, path.with_name(path.stem + ".partial.csv")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.done: list[dict] = []
         if self.partial.exists():
-            with open(self.partial, newline="") as fh:
-                rows = list(csv.DictReader(fh))
-            self.done = [r for r in rows if r.get("seconds") not in (None, "")]  # a row cut by a kill is redone
+            text = self.partial.read_text()
+            self.done = list(csv.DictReader(io.StringIO(text[: text.rfind("\n") + 1], newline="")))
         self._fh = None
         self._writer = None
 
@@ -267,8 +226,8 @@ class RecordLog:
         row = self.done[index]
         if row["hash"] != arch.hash():
             raise RuntimeError(f"{self.partial}: row {index} holds another candidate; the search settings changed")
-        scores = {k: float(v) for k, v in row.items() if k not in ("index", "generation", "hash", "arch", "seconds")}
-        return Record(index, int(row["generation"]), arch, scores, float(row["seconds"]))
+        scores = {k: float(v) for k, v in row.items() if k not in self.META}
+        return Record(index, int(row["generation"]), arch, scores)
 
     def append(self, record: Record) -> None:
         row = {
@@ -277,14 +236,12 @@ class RecordLog:
             "hash": record.arch.hash(),
             "arch": record.arch.to_json(),
             **record.scores,
-            "seconds": round(record.seconds, 4),
         }
         if self._writer is None:
-            rewrite = self.done
             self._fh = open(self.partial, "w", newline="")  # noqa: SIM115 - closed in finish()
             self._writer = csv.DictWriter(self._fh, fieldnames=list(row), restval="nan", extrasaction="ignore")
             self._writer.writeheader()
-            self._writer.writerows(rewrite)
+            self._writer.writerows(self.done)
         self._writer.writerow(row)
         self._fh.flush()
         os.fsync(self._fh.fileno())
@@ -315,9 +272,7 @@ def run_search(
         index = len(history)
         record = records.replay(index, arch)
         if record is None:
-            started = time.perf_counter()
-            scores = scorer_fn(arch)
-            record = Record(index, generation, arch, scores, time.perf_counter() - started)
+            record = Record(index, generation, arch, scorer_fn(arch))
             records.append(record)
         history.append(record)
         progress.update()
@@ -377,16 +332,19 @@ def search(
     dataset = Dataset.open(dataset_dir)
     warm = WarmupSettings.from_config(config)
     supernet = build_supernet(get_space(space_name), dataset, warm)
-    supernet.load_state_dict(torch.load(supernet_path, map_location="cpu", weights_only=True))
+    supernet.load_state_dict(torch.load(supernet_path, map_location="cpu", weights_only=True, mmap=True))
     supernet.to(device)
     scorer = CandidateScorer(
         supernet, dataset, [proxy], ProbeSettings.from_config(config), ProbeData.from_config(config), device
     )
-    records = RecordLog(Path(out_path), proxy)
+    records = RecordLog(Path(out_path))
     if records.done:
         log.info("resuming: %d candidates already scored in %s", len(records.done), records.partial)
+    started = time.perf_counter()
     history = run_search(scorer.score, space_name, warm.num_blocks, proxy, SearchSettings.from_config(config), records)
     records.finish()
+    seconds = time.perf_counter() - started
+    log.info("%d candidates (%d new) in %.1f s", len(history), len(history) - len(records.done), seconds)
     return history
 
 

@@ -34,3 +34,22 @@ def write_config(workdir: Path, config: dict) -> Path:
 @pytest.fixture
 def demo_config() -> dict:
     return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def tiny_config(demo_config: dict) -> dict:
+    """The demo config shrunk to seconds per job: 2 blocks, 3,000 rows, warm-up levels 0 and 50 %, SiGeo only
+    (a random search of 2 candidates at 50 %, top-1), 3 correlation subnets, a 3-width theory grid."""
+    return {
+        **demo_config,
+        "datasets": {"tiny": {**demo_config["datasets"]["demo"], "synthetic": {"rows": 3000, "seed": 1,
+                                                                                "max_vocab": 30}}},
+        "num_blocks": 2,
+        "warmup_levels": [0.0, 0.5],
+        "warmup": {**demo_config["warmup"], "batch_size": 256, "eval_rows": 256, "full_path_steps": 4},
+        "final": {"lr": 0.01, "batch_size": 256, "epochs": 1, "max_train_rows": 512, "eval_batch_size": 4096},
+        "proxy": {**demo_config["proxy"], "probe_batch_size": 64, "probe_batches": 2},
+        "proxies": ["sigeo"],
+        "search": {"method": "random", "random_budget": 2, "top_k": 1, "levels": [0.5]},
+        "correlation": {"num_subnets": 3, "proxies": ["sigeo", "zico", "params", "random"], "bootstrap": 50},
+        "theory": {"widths": [2, 4, 8], "repeats": 3, "epochs": 1, "batch_size": 32},
+    }  # fmt: skip

@@ -16,13 +16,19 @@ from __future__ import annotations
 
 import logging
 import math
+import zlib
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from sigeo.errors import ConfigError
 from sigeo.proxies import PROXIES, ProbeContext, ProbeSettings, get_proxy, register, score
+from sigeo.proxies.jacob_cov import input_jacobian
+from sigeo.space.choice import SMALL, Block
+from sigeo.space.choice import Path as Arch
+from sigeo.space.supernet import Candidate, SuperNet
 
 ALL = ["zico", "fisher_rao", "loss", "grad_abs_mean", "grad_std", "sigeo"]
 BATCHES = [
@@ -218,3 +224,114 @@ def test_settings_from_config_and_bad_mode():
     assert ProbeSettings.from_config(config) == ProbeSettings(1, 2, 0, "faithful", 5)
     with pytest.raises(ConfigError, match="sigeo_mode"):
         settings("exact")
+
+
+# --- the other gradient proxies on the 3-parameter model -----------------------------------------
+def test_grad_norm_snip_and_fisher_match_the_hand_computed_values():
+    """grad_norm: per batch ‖g_w‖ + |g_b| = 1+1, 1+1, 3√2+3, averaged over the 3 batches.
+    snip: mean g = (−2/3, −4/3 | −1), θ = (1, −1 | 0.5) → |−2/3| + |4/3| + |−0.5| = 2.5.
+    fisher: mean g² per element = 10/3, 10/3, 11/3 → 31/3."""
+    scores = score(["grad_norm", "snip", "fisher"], context())
+    assert scores["grad_norm"] == pytest.approx((7 + 3 * math.sqrt(2)) / 3, rel=1e-12)
+    assert scores["snip"] == pytest.approx(2.5, rel=1e-12)
+    assert scores["fisher"] == pytest.approx(31 / 3, rel=1e-12)
+
+
+class TinyCTR(nn.Module):
+    """logit = u·relu(A x) + v·E[id] + c: one dense path with a ReLU and one embedding table (the stem)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Embedding(3, 2)
+        self.fc = nn.Linear(2, 2, bias=False)
+        self.out = nn.Linear(4, 1)
+        with torch.no_grad():
+            self.stem.weight.copy_(torch.tensor([[0.5, -1.0], [2.0, -0.5], [1.0, 3.0]]))
+            self.fc.weight.copy_(torch.tensor([[1.0, -2.0], [-1.0, 0.5]]))
+            self.out.weight.copy_(torch.tensor([[3.0, -1.0, 0.25, -2.0]]))
+            self.out.bias.fill_(-0.5)
+
+    def forward(self, dense: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        hidden = torch.relu(self.fc(dense))
+        return self.out(torch.cat([hidden, self.stem(ids).flatten(1)], dim=1)).squeeze(1)
+
+
+CTR_BATCH = (torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), torch.tensor([[0], [2], [0]]), torch.zeros(3))
+
+
+def bce(model: nn.Module, batch) -> torch.Tensor:
+    return nn.functional.binary_cross_entropy_with_logits(model(batch[0], batch[1]), batch[2])
+
+
+def ctr_context(model: nn.Module | None = None) -> ProbeContext:
+    return ProbeContext(model or TinyCTR(), [CTR_BATCH], bce, settings())
+
+
+def test_synflow_matches_the_hand_computed_value():
+    """|A| = [[1,2],[1,.5]] on unit inputs: h = (3, 1.5); |u| = (3,1), |v| = (.25,2), |E[1]| = (2,.5), |c| = .5.
+    Per sample: A and u each give Σ|u_i| h_i = 10.5, v and E[1] each Σ|v_j||e_j| = 1.5, c gives 0.5 → 24.5;
+    the batch has 3 samples → 73.5. The model's weights keep their signs."""
+    model = TinyCTR()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert score(["synflow"], ctr_context(model))["synflow"] == pytest.approx(73.5, rel=1e-12)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+# Jacobian of the logit: d/dx = Aᵀ(u ⊙ 1[Ax > 0]), d/dE[id] = v = (0.25, −2) for every sample:
+#   x=(1,0): Ax=(1,−1) → Aᵀ(3,0) = (3,−6);  x=(0,1): Ax=(−2,.5) → Aᵀ(0,−1) = (1,−.5);  x=(1,1): Ax<0 → 0.
+CTR_JACOBIAN = np.array([[3, -6, 0.25, -2], [1, -0.5, 0.25, -2], [0, 0, 0.25, -2]])
+
+
+def test_jacob_cov_matches_numpy_on_the_hand_computed_jacobian():
+    jac = input_jacobian(TinyCTR(), CTR_BATCH[0], CTR_BATCH[1])
+    np.testing.assert_allclose(jac.numpy(), CTR_JACOBIAN)
+    eig = np.linalg.eigvalsh(np.corrcoef(CTR_JACOBIAN))
+    expected = -np.sum(np.log(eig + 1e-5) + 1 / (eig + 1e-5))
+    assert score(["jacob_cov"], ctr_context())["jacob_cov"] == pytest.approx(expected, rel=1e-9)
+    frozen = TinyCTR().requires_grad_(False)  # needs no parameter gradients (faithful SiGeo freezes the body)
+    assert score(["jacob_cov"], ctr_context(frozen))["jacob_cov"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_jacob_cov_gives_zero_columns_for_an_unused_input():
+    class EmbeddingOnly(TinyCTR):
+        def forward(self, dense, ids):
+            return self.stem(ids).flatten(1) @ torch.tensor([0.25, -2.0])
+
+    jac = input_jacobian(EmbeddingOnly(), CTR_BATCH[0], CTR_BATCH[1])
+    np.testing.assert_allclose(jac.numpy(), [[0, 0, 0.25, -2]] * 3)
+
+
+def test_naswot_matches_numpy_on_a_one_block_supernet():
+    """log|K| of K = c cᵀ + (1−c)(1−c)ᵀ over the ReLU codes c of FC and EFC, both computed in numpy."""
+    torch.manual_seed(0)
+    net = SuperNet(SMALL, 3, [5, 5], num_blocks=1, use_layernorm=False)
+    block = Block((0,), (0,), 0, 0, active_nodes=(0, 2), dense_dim=16, sparse_dim=16, interact=False, deep_fm=False)
+    arch = Arch(SMALL, (block,))
+    dense, ids = torch.randn(4, 3), torch.tensor([[0, 1], [2, 3], [4, 4], [1, 0]])
+    rows = torch.unique(ids + net.stem.offsets)
+    ctx = ProbeContext(Candidate(net, arch, rows), [(dense, ids, torch.zeros(4))], bce, settings())
+    w = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    fc = dense.numpy() @ w["blocks.0.fc.weight"][:16, :3].T + w["blocks.0.fc.bias"][:16]
+    emb = w["stem.embedding.weight"][ids.numpy() + np.array([0, 5])]  # [4, 2 rows, 16]
+    efc = emb.transpose(0, 2, 1) @ w["blocks.0.efc.weight"][:16, :2].T + w["blocks.0.efc.bias"][:16]
+    codes = np.concatenate([fc > 0, (efc > 0).reshape(4, -1)], axis=1).astype(float)
+    kernel = codes @ codes.T + (1 - codes) @ (1 - codes).T
+    assert score(["naswot"], ctx)["naswot"] == pytest.approx(np.linalg.slogdet(kernel)[1], rel=1e-9)
+
+
+def test_params_flops_random_and_oneshot_read_the_stage_inputs():
+    ctx = context(extras={"params": 1234, "flops": 5678.0, "hash": "0101", "oneshot": lambda: 0.4321})
+    scores = score(["params", "flops", "random", "oneshot"], ctx)
+    assert (scores["params"], scores["flops"], scores["oneshot"]) == (1234.0, 5678.0, 0.4321)
+    assert scores["random"] == np.random.default_rng([0, zlib.crc32(b"0101")]).random()
+    other = context(settings(), extras={"hash": "0110"})
+    assert score(["random"], other)["random"] != scores["random"]  # a property of the candidate
+    assert score(["random"], context(extras={"hash": "0101"}))["random"] == scores["random"]
+
+
+def test_every_proxy_declares_its_direction():
+    assert {name: proxy.higher_is_better for name, proxy in PROXIES.items()} == {
+        "sigeo": True, "zico": True, "fisher_rao": True, "loss": False, "grad_abs_mean": True, "grad_std": True,
+        "grad_norm": True, "snip": True, "fisher": True, "synflow": True, "jacob_cov": True, "naswot": True,
+        "params": True, "flops": True, "random": True, "oneshot": False,
+    }  # fmt: skip

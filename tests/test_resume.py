@@ -95,10 +95,10 @@ def test_kill_and_resume_each_long_job(tmp_path):
     proc = start(killed, RECORDS)
     kill_when(proc, lambda: partial.exists() and len(partial.read_text().splitlines()) > 6)
     rerun(killed, RECORDS)
-    assert re.search(r"resuming: (\d+) candidates already scored", (killed / "logs/search/tiny/small/w1.0/sigeo.log").read_text())
-    assert (whole / RECORDS).read_text().splitlines()[0] == (killed / RECORDS).read_text().splitlines()[0]
-    strip = lambda path: [line.rsplit(",", 1)[0] for line in path.read_text().splitlines()]  # noqa: E731 - drop seconds
-    assert strip(whole / RECORDS) == strip(killed / RECORDS)
+    log = (killed / "logs/search/tiny/small/w1.0/sigeo.log").read_text()
+    scored_before = int(re.search(r"resuming: (\d+) candidates already scored", log).group(1))
+    assert scored_before > 0
+    assert (whole / RECORDS).read_bytes() == (killed / RECORDS).read_bytes()  # records carry no timings
 
     # final training of the top architecture
     checkpoint = killed / "results/final/tiny/small/w1.0/sigeo/0/resume.pt"

@@ -2,10 +2,11 @@
 
 The fixture installs Debian's Slurm and munge (root and apt needed), starts them with fake GPUs
 (``tests/slurm/up.sh``) and stops them afterwards, also when the test fails (``tests/slurm/down.sh``).
-The workflow's default target on the tiny test config then runs through ``--profile profiles/slurm``
+The search chain of the tiny test config (data, warm-up, search, export, final training, selection,
+the search-results table: every GPU rule of that chain) then runs through ``--profile profiles/slurm``
 with only what this one small node needs changed on the command line, so the shipped profile is
-what gets tested. Each DAG level costs about half a minute here (the executor's status polling
-plus two Snakemake start-ups per job), so keep the tiny config tiny.
+what gets tested. Each job costs 10-20 s here (the executor's status polling plus two Snakemake
+start-ups per job), so the target is one chain, not the whole default DAG (tests/test_dag.py runs that).
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_snakemake, write_config
-from test_workflow import tiny_config
+from conftest import ROOT, run_snakemake, tiny_config, write_config
 
 pytestmark = pytest.mark.slurm
 
@@ -32,6 +32,7 @@ SLURM_DIR = Path("/tmp/sigeo-slurm")  # up.sh's default
 PROFILE = ROOT / "profiles" / "slurm"
 # What the throw-away node offers: one partition and less memory than real GPU nodes.
 NODE_RESOURCES = {"slurm_partition": "debug", "mem_mb": 1000}
+TARGET = "results/tables/search_results.csv"
 
 
 def unavailable(reason: str) -> None:
@@ -97,14 +98,14 @@ def fit_profile_to_node(rules: set[str]) -> list[str]:
     ]
 
 
-def test_default_target_runs_through_the_slurm_profile(slurm_cluster, tmp_path, demo_config):
+def test_search_chain_runs_through_the_slurm_profile(slurm_cluster, tmp_path, demo_config):
     config = tiny_config(demo_config)
     write_config(tmp_path, config)
-    plan = run_snakemake(tmp_path, "-n", "--quiet", "rules").stdout
+    plan = run_snakemake(tmp_path, "-n", "--quiet", "rules", TARGET).stdout
     rules = set(re.findall(r"^(\w+)\s+\d+$", plan, re.MULTILINE)) - {"total"}
-    assert {"synthesize", "prepare"} <= rules
+    assert {"synthesize", "prepare", "warmup", "search", "train_final", "select_best"} <= rules
 
-    proc = run_snakemake(tmp_path, "--profile", str(PROFILE), *fit_profile_to_node(rules), timeout=600)
+    proc = run_snakemake(tmp_path, "--profile", str(PROFILE), *fit_profile_to_node(rules), TARGET, timeout=600)
     out = proc.stdout + proc.stderr
     submitted = set(re.findall(r"^rule (\w+):$", out, re.MULTILINE))  # local jobs print "localrule x:"
     assert {"synthesize", "prepare"} <= submitted <= rules
@@ -116,5 +117,7 @@ def test_default_target_runs_through_the_slurm_profile(slurm_cluster, tmp_path, 
 
     meta = json.loads((tmp_path / "results/data/tiny/meta.json").read_text())
     assert sum(meta["rows"].values()) == config["datasets"]["tiny"]["synthetic"]["rows"]
-    again = run_snakemake(tmp_path, "-n")
+    best = json.loads((tmp_path / "results/final/tiny/small/w0.5/sigeo/best.json").read_text())
+    assert 0 < best["test"]["logloss"] < 5
+    again = run_snakemake(tmp_path, "-n", TARGET)
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -10,11 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sigeo.space.choice import FULL, SMALL, full_path, get_space, mutate, sample_architecture, sample_path
+from sigeo.space.choice import FULL, SMALL, Block, full_path, get_space, mutate, sample_architecture, sample_path
 from sigeo.space.choice import Path as Arch
 from sigeo.space.ops import fm_vector, pairwise_dots
-from sigeo.space.subnet import StandaloneNet
-from sigeo.space.supernet import SuperNet
+from sigeo.space.subnet import StandaloneNet, standalone_size
+from sigeo.space.supernet import Candidate, SuperNet
+from sigeo.train import flops_per_sample, param_count
 
 REFERENCE_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "config" / "nasrec").glob("*.json"))
 FEATURES = {"criteo": (13, 26), "avazu": (1, 23), "kdd": (3, 10)}
@@ -220,3 +221,69 @@ def test_reference_configs_build_standalone_models(capsys):
     assert total == sum(CRITEO_TABLES) * 16 + standalone_dense_params(criteo_small, 13, 26)
     print(f"Criteo NASRec-Small at the paper's table sizes: {total:,} parameters")
     assert "dense parameters" in capsys.readouterr().out
+
+
+def test_standalone_size_equals_the_built_network_and_the_flop_counter():
+    rng = np.random.default_rng(4)
+    for space in (SMALL, FULL):
+        for _ in range(15):
+            arch = sample_architecture(rng, space, 7)
+            with torch.device("meta"):
+                model = StandaloneNet(arch, 13, [3] * 26)
+                batch = (torch.zeros(1, 13), torch.zeros(1, 26, dtype=torch.long))
+                flops = flops_per_sample(model, batch, lambda b, m=model: m(b[0], b[1]))
+            expected = {"params": float(param_count(model)["params_dense"]), "flops": float(flops)}
+            assert standalone_size(arch, 13, 26) == expected
+
+
+@pytest.mark.parametrize("space", [SMALL, FULL])
+def test_candidate_reads_and_differentiates_exactly_the_supernet_regions(space):
+    """A candidate's own copies give the supernet's logits, and its gradients equal the supernet's
+    own (full-size) gradients in the regions the path reads; nothing else of the supernet changes."""
+    torch.manual_seed(0)
+    net = SuperNet(space, 3, [6, 9, 4], num_blocks=3)
+    rng = np.random.default_rng(5)
+    dense, ids = torch.randn(8, 3), torch.randint(0, 4, (8, 3))
+    rows = torch.unique(ids + net.stem.offsets)
+    for _ in range(4):
+        arch = sample_architecture(rng, space, 3)
+        net.zero_grad(set_to_none=True)
+        candidate = Candidate(net, arch, rows)
+        before = {k: v.clone() for k, v in net.state_dict().items()}
+        out = candidate(dense, ids)
+        torch.testing.assert_close(out, net(dense, ids, arch), rtol=0, atol=0)
+        out.square().sum().backward()
+        net(dense, ids, arch).square().sum().backward()
+        own = candidate.measured()
+        assert set(own) == set(candidate.regions)
+        used = {name for name, p in net.named_parameters() if p.grad is not None}
+        assert used == {name for name, p in own.items() if p.grad is not None}
+        for name, region in candidate.regions.items():
+            torch.testing.assert_close(own[name].detach().reshape(-1), region.select(region.param.detach()))
+            if own[name].grad is not None:
+                torch.testing.assert_close(own[name].grad.reshape(-1), region.select(region.param.grad))
+        with torch.no_grad():
+            for p in candidate.parameters():
+                p.add_(1.0)
+        assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+        unseen = ids.clone()
+        unseen[0, 0] = 5  # feature 0 has 6 ids; 5 is not among the candidate's rows
+        with pytest.raises(ValueError, match="outside the embedding rows"):
+            candidate(dense, unseen)
+
+
+def test_blocks_that_do_not_reach_the_head_are_skipped():
+    def block(dense_idx, sparse_idx, nodes, left=0, right=0):
+        return Block(dense_idx, sparse_idx, left, right, nodes, 32, 16, interact=True, deep_fm=True)
+
+    # block 2 reads outputs 0 and 1 only: block 1 (output 2) feeds nothing
+    small = Arch(SMALL, (block((0,), (0,), (0, 2)), block((1,), (1,), (1, 2)), block((0, 1), (1, 0), (0, 2))))
+    assert small.live_blocks() == (True, False, True)
+    # an SG reading output 2 as its left input keeps block 1; the attention reads output 1 only
+    full = Arch(FULL, (block((0,), (0,), (0, 5)), block((1,), (1,), (2, 4), left=1), block((0,), (1,), (2, 4), left=2)))
+    assert full.live_blocks() == (True, True, True)
+    torch.manual_seed(0)
+    net = SuperNet(SMALL, 13, [5] * 26, num_blocks=3)
+    net(torch.randn(4, 13), torch.randint(0, 5, (4, 26)), small).sum().backward()
+    assert all(p.grad is None for p in net.blocks[1].parameters())
+    assert net.blocks[0].fc.weight.grad is not None and net.blocks[2].efc.weight.grad is not None

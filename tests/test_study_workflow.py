@@ -8,7 +8,7 @@ import re
 import matplotlib.image as mpimg
 import pandas as pd
 import pytest
-from conftest import run_snakemake, write_config
+from conftest import run_snakemake, tiny_config, write_config
 from scipy import stats
 
 TARGETS = (
@@ -16,23 +16,6 @@ TARGETS = (
     "results/tables/search_results.csv",
     "results/plots/tiny_logloss_vs_cost.png",
 )
-
-
-def tiny_config(demo_config: dict) -> dict:
-    """Seconds per job: 2 blocks, 3,000 rows, 2 warm-up levels, 3 subnets, one random search of 2 at 50 %."""
-    return {
-        **demo_config,
-        "datasets": {"tiny": {**demo_config["datasets"]["demo"], "synthetic": {"rows": 3000, "seed": 1,
-                                                                                "max_vocab": 30}}},
-        "num_blocks": 2,
-        "warmup_levels": [0.0, 0.5],
-        "warmup": {**demo_config["warmup"], "batch_size": 256, "eval_rows": 256, "full_path_steps": 4},
-        "final": {"lr": 0.01, "batch_size": 256, "epochs": 1, "max_train_rows": 512, "eval_batch_size": 4096},
-        "proxy": {**demo_config["proxy"], "probe_batch_size": 64, "probe_batches": 2},
-        "proxies": ["sigeo"],
-        "search": {"method": "random", "random_budget": 2, "top_k": 1, "levels": [0.5]},
-        "correlation": {"num_subnets": 3, "proxies": ["sigeo", "zico", "params", "random"], "bootstrap": 50},
-    }  # fmt: skip
 
 
 def planned(workdir) -> dict[str, int]:

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import ROOT, run_snakemake, write_config
-
-
-def tiny_config(demo_config: dict) -> dict:
-    config = dict(demo_config)
-    config["datasets"] = {"tiny": {**demo_config["datasets"]["demo"], "synthetic": {"rows": 3000, "seed": 1}}}
-    return config
+from conftest import ROOT, run_snakemake, tiny_config, write_config
 
 
 def test_lint_is_clean():

@@ -18,52 +18,11 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..space.supernet import Region
 
 SIGEO_MODES = ("fixed", "faithful")
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class Region:
-    """The elements of one parameter a candidate uses; by default all of them.
-
-    A subnet of a weight-sharing supernet reads a leading row range and some column segments of
-    each shared weight (``rows``, ``cols``), and a few rows of each embedding table (``index``,
-    sorted). Measuring just those keeps a candidate's gradient record the size of the candidate.
-    """
-
-    param: nn.Parameter
-    rows: tuple[int, int] | None = None
-    cols: tuple[tuple[int, int], ...] | None = None
-    index: torch.Tensor | None = None
-
-    @property
-    def numel(self) -> int:
-        if self.index is not None:
-            return len(self.index) * self.param[0].numel()
-        n_rows = self.rows[1] if self.rows is not None else (self.param.shape[0] if self.param.dim() else 1)
-        per_row = self.param[0].numel() if self.param.dim() > 1 else 1
-        if self.cols is not None:
-            per_row = sum(n for _, n in self.cols)
-        return n_rows * per_row
-
-    def select(self, t: torch.Tensor) -> torch.Tensor:
-        """The region's elements of ``t`` (the parameter, or its gradient, dense or sparse), flattened."""
-        if self.index is not None:
-            if t.is_sparse:
-                t = t.coalesce()
-                out = t.new_zeros((len(self.index), *t.shape[1:]), layout=torch.strided)
-                out[torch.searchsorted(self.index, t.indices()[0])] = t.values()
-                return out.reshape(-1)
-            return t[self.index].reshape(-1)
-        if t.is_sparse:
-            t = t.to_dense()
-        if self.rows is not None:
-            t = t[self.rows[0] : self.rows[0] + self.rows[1]]
-        if self.cols is not None:
-            t = torch.cat([t[:, a : a + n] for a, n in self.cols], dim=1)
-        return t.reshape(-1)
 
 
 @dataclass(frozen=True)
@@ -121,25 +80,29 @@ class GradientRecord:
 class GradientMoments:
     """Per-element mean |g| (``mu``) and unbiased std (``sigma``, ddof 1) over the probe batches.
 
-    ``owner`` maps each element to its parameter's index in ``names``, so per-parameter sums are one
-    ``index_add`` instead of a loop over parameters.
+    ``sizes`` are the parameters' element counts (``names`` order), for per-parameter sums.
     """
 
     names: tuple[str, ...]
+    sizes: tuple[int, ...]
     mu: torch.Tensor
     sigma: torch.Tensor
-    owner: torch.Tensor
 
     @classmethod
     def of(cls, record: GradientRecord) -> GradientMoments:
-        if record.num_batches < 2:
-            raise ValueError(f"gradient statistics need at least 2 probe batches, got {record.num_batches}")
-        flat = record.flat
-        sizes = torch.tensor(record.sizes, device=flat.device)
-        owner = torch.repeat_interleave(torch.arange(len(record.names), device=flat.device), sizes)
-        # two-pass std by hand: torch.std over the short batch axis is ~20× slower on CPU
-        sigma = (flat - flat.mean(0)).square_().sum(0).div_(record.num_batches - 1).sqrt_()
-        return cls(record.names, flat.abs().mean(0), sigma, owner)
+        e = record.num_batches
+        if e < 2:
+            raise ValueError(f"gradient statistics need at least 2 probe batches, got {e}")
+        # two-pass std by hand, one batch row at a time: no [E, N] temporaries (and torch.std over the
+        # short batch axis is ~20× slower on CPU)
+        mean = record.flat.sum(0).div_(e)
+        squares, mu = (record.flat[0] - mean).square_(), record.flat[0].abs()
+        scratch = torch.empty_like(mean)
+        for row in record.flat[1:]:
+            torch.sub(row, mean, out=scratch)
+            squares.addcmul_(scratch, scratch)
+            mu.add_(torch.abs(row, out=scratch))
+        return cls(record.names, record.sizes, mu.div_(e), squares.div_(e - 1).sqrt_())
 
     @cached_property
     def varying(self) -> torch.Tensor:
@@ -148,8 +111,7 @@ class GradientMoments:
 
     def per_parameter_sum(self, values: torch.Tensor) -> torch.Tensor:
         """[N] element values -> [P] sums per parameter."""
-        out = torch.zeros(len(self.names), dtype=values.dtype, device=values.device)
-        return out.index_add_(0, self.owner, values)
+        return torch.stack([part.sum() for part in values.split(self.sizes)])
 
 
 def collect_gradients(
@@ -160,44 +122,52 @@ def collect_gradients(
     step: Callable[[], object] | None = None,
     accumulate: bool = False,
 ) -> GradientRecord:
-    """Back-propagate each batch and record the measured parameters' gradients (see ProbeContext)."""
+    """Back-propagate each batch and record the measured parameters' gradients (see ProbeContext).
+
+    Each batch's gradients are kept as they are (fresh tensors, as gradients are reset to None before
+    every batch; copies when they accumulate) and converted into the float64 matrix once at the end,
+    which then holds only the parameters that received a gradient.
+    """
     if not params:
         raise ValueError("no parameters to measure")
     if not batches:
         raise ValueError("no probe batches")
     regions = [p if isinstance(p, Region) else Region(p) for p in params.values()]
-    numels = [r.numel for r in regions]
-    device = regions[0].param.device
-    flat = torch.empty(len(batches), sum(numels), dtype=torch.float64, device=device)
-    present = torch.zeros(len(regions), dtype=torch.bool)
+    taken: list[list[torch.Tensor | None]] = []
     losses = []
     with torch.enable_grad():
-        for row, batch in enumerate(batches):
+        for batch in batches:
             if not accumulate:
                 model.zero_grad(set_to_none=True)
+                for region in regions:
+                    region.param.grad = None
             loss = loss_fn(model, batch)
             losses.append(float(loss.detach()))
             loss.backward()
             if step is not None:
                 step()
-            parts = []
-            for i, (region, n) in enumerate(zip(regions, numels, strict=True)):
-                grad = region.param.grad
-                if grad is None:
-                    parts.append(torch.zeros(n, dtype=torch.float64, device=device))
-                    continue
-                present[i] = True
-                parts.append(region.select(grad).to(torch.float64))
-            torch.cat(parts, out=flat[row])
-    theta = torch.cat([r.select(r.param.detach()).to(torch.float64) for r in regions])
+            grads = [r.param.grad for r in regions]
+            taken.append(
+                [
+                    None if g is None else r.select(g.clone() if accumulate else g)
+                    for r, g in zip(regions, grads, strict=True)
+                ]
+            )
+    keep = [i for i in range(len(regions)) if any(row[i] is not None for row in taken)]
+    sizes = tuple(regions[i].numel for i in keep)
+    device = regions[0].param.device
+    flat = torch.empty(len(batches), sum(sizes), dtype=torch.float64, device=device)
+    for row, parts in zip(flat, taken, strict=True):
+        for out, i in zip(row.split(sizes), keep, strict=True):
+            if parts[i] is None:
+                out.zero_()
+            else:
+                out.copy_(parts[i])
+    theta = torch.empty(sum(sizes), dtype=torch.float64, device=device)
+    for out, i in zip(theta.split(sizes), keep, strict=True):
+        out.copy_(regions[i].select(regions[i].param.detach()))
     names = tuple(params)
-    if not bool(present.all()):
-        keep = present.tolist()
-        columns = torch.repeat_interleave(present, torch.tensor(numels)).to(flat.device)
-        flat, theta = flat[:, columns], theta[columns]
-        names = tuple(name for name, k in zip(names, keep, strict=True) if k)
-        numels = [n for n, k in zip(numels, keep, strict=True) if k]
-    return GradientRecord(names=names, sizes=tuple(numels), flat=flat, theta_flat=theta, losses=losses)
+    return GradientRecord(names=tuple(names[i] for i in keep), sizes=sizes, flat=flat, theta_flat=theta, losses=losses)
 
 
 class ProbeContext:

@@ -16,29 +16,37 @@ _K = 1e-5
 
 
 def input_jacobian(model: torch.nn.Module, dense: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """d logit_b / d (dense_b, embeddings_b) for every sample b (samples do not interact), [B, F]."""
+    """d logit_b / d (dense_b, embeddings_b) for every sample b (samples do not interact), [B, F].
+
+    The stem's output is cut from the graph and differentiated as an input of its own, so the
+    Jacobian needs no parameter gradients (it works whatever the parameters' ``requires_grad``),
+    and an input the logit does not depend on gets zero columns.
+    """
     stem = next(m for name, m in model.named_modules() if name.rsplit(".", 1)[-1] == "stem")
     captured = []
 
-    def keep_grad(_module, _inputs, output):
-        output.retain_grad()
-        captured.append(output)
+    def as_input(_module, _inputs, output):
+        leaf = output.detach().requires_grad_()
+        captured.append(leaf)
+        return leaf
 
     dense = dense.detach().clone().requires_grad_()
-    handle = stem.register_forward_hook(keep_grad)
+    handle = stem.register_forward_hook(as_input)
     try:
         with torch.enable_grad():
-            model(dense, ids).sum().backward()
+            out = model(dense, ids)
     finally:
         handle.remove()
-    return torch.cat([dense.grad, captured[0].grad.flatten(1)], dim=1)
+    d_dense, d_embedded = torch.autograd.grad(
+        out.sum(), [dense, captured[0]], allow_unused=True, materialize_grads=True
+    )
+    return torch.cat([d_dense, d_embedded.flatten(1)], dim=1)
 
 
 @register("jacob_cov", higher_is_better=True)
 def jacob_cov(ctx: ProbeContext) -> dict[str, float]:
     dense, ids = ctx.batches[0][0], ctx.batches[0][1]
     jac = input_jacobian(ctx.model, dense, ids).double()
-    ctx.model.zero_grad(set_to_none=True)
     corr = torch.nan_to_num(torch.corrcoef(jac), nan=0.0)
     eig = torch.linalg.eigvalsh(corr)
     return {"jacob_cov": float(-(torch.log(eig + _K) + 1.0 / (eig + _K)).sum())}

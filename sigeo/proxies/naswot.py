@@ -1,8 +1,8 @@
 """NASWOT (Mellor et al., 2021): log|K| of the Hamming-similarity kernel of the samples' ReLU on/off codes.
 
 Networks that give different inputs different activation patterns score higher. The codes come from
-the supernet's own ReLUs (``record_usage(record_relu=True)``), on the first probe batch; a
-candidate without ReLUs scores NaN.
+the supernet's own ReLUs (``record_usage(record_relu=True)``) of the blocks that reach the head (the
+others are not computed), on the first probe batch; a candidate without ReLUs scores NaN.
 """
 
 from __future__ import annotations

@@ -16,14 +16,17 @@ def zico_value(moments: GradientMoments, first_only: bool = False) -> float:
     """
     mu, sigma, varying = moments.mu, moments.sigma, moments.varying
     if first_only:
-        position = torch.arange(mu.numel(), device=mu.device)
-        first = torch.full((len(moments.names),), mu.numel(), dtype=torch.long, device=mu.device)
-        first.scatter_reduce_(0, moments.owner[varying], position[varying], reduce="amin")
-        first = first[first < mu.numel()]
-        ratio = mu[first] / sigma[first]
+        ratios = []
+        for m, s, v in zip(
+            mu.split(moments.sizes), sigma.split(moments.sizes), varying.split(moments.sizes), strict=True
+        ):
+            first = int(torch.argmax(v.to(torch.uint8)))  # the first True, or 0 when there is none
+            if v.numel() and v[first]:
+                ratios.append(m[first] / s[first])
+        ratio = torch.stack(ratios) if ratios else mu.new_zeros(0)
         return float(torch.log(ratio[ratio != 0]).sum())
-    ratios = moments.per_parameter_sum(torch.where(varying, mu / sigma, torch.zeros_like(mu)))
-    counted = moments.per_parameter_sum(varying.to(mu.dtype)) > 0
+    ratios = moments.per_parameter_sum(torch.where(varying, mu / sigma, 0.0))
+    counted = torch.stack([v.any() for v in varying.split(moments.sizes)])
     return float(torch.log(ratios[counted]).sum())
 
 

@@ -97,6 +97,26 @@ class Path:
     def num_blocks(self) -> int:
         return len(self.blocks)
 
+    def live_blocks(self) -> tuple[bool, ...]:
+        """Which blocks reach the head, directly or through later blocks that read their outputs.
+
+        The others change neither the logits nor any gradient, so a forward pass may skip them.
+        """
+        needed, live = {self.num_blocks}, [False] * self.num_blocks  # the head reads the last block
+        for b in reversed(range(self.num_blocks)):
+            if b + 1 not in needed:
+                continue
+            live[b] = True
+            block = self.blocks[b]
+            for op in (self.space.nodes[k] for k in block.active_nodes):
+                if op in ("fc", "dp"):
+                    needed.update(block.dense_idx)
+                if op in ("sg", "sum"):
+                    needed.update((block.dense_left_idx, block.dense_right_idx))
+                if op in ("dp", "efc", "attn"):
+                    needed.update(block.sparse_idx)
+        return tuple(live)
+
     def is_architecture(self) -> bool:
         """Exactly one dense and one sparse operator per block (what search and export handle)."""
         return all(len(b.dense_nodes(self.space)) == 1 and len(b.sparse_nodes(self.space)) == 1 for b in self.blocks)

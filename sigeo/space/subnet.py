@@ -131,3 +131,58 @@ class StandaloneNet(nn.Module):
             dense_acts.append(d)
             sparse_acts.append(s)
         return self.head(torch.cat([dense_acts[-1], sparse_acts[-1].flatten(1)], dim=1)).squeeze(1)
+
+
+def standalone_size(arch: Path, num_dense: int, num_sparse: int) -> dict[str, float]:
+    """Dense #params and forward FLOPs per sample of ``StandaloneNet(arch, ...)``, from its shapes alone.
+
+    FLOPs as ``torch.utils.flop_counter`` counts them on the built network — 2 per multiply-add of
+    every matrix product: the linear layers, the dot-product operator's T×T products, attention's
+    QKᵀ and AV; additions, norms and activations are free — but in microseconds instead of a
+    network build and a traced forward per candidate (a test checks both agree).
+    """
+    params = flops = 0
+
+    def linear(n_in: int, n_out: int, positions: int = 1) -> None:
+        nonlocal params, flops
+        params += n_in * n_out + n_out
+        flops += 2 * n_in * n_out * positions
+
+    widths, rows = [num_dense], [num_sparse]
+    for block in arch.blocks:
+        dense_op = arch.space.nodes[block.dense_nodes(arch.space)[0]]
+        sparse_op = arch.space.nodes[block.sparse_nodes(arch.space)[0]]
+        din = sum(widths[j] for j in set(block.dense_idx))
+        nin = sum(rows[j] for j in set(block.sparse_idx))
+        d, sd = block.dense_dim, block.sparse_dim
+        if dense_op == "fc":
+            linear(din, d)
+        elif dense_op == "dp":
+            p = dp_rows(d)
+            if din != EMBED_DIM:
+                linear(din, EMBED_DIM)
+            if nin != p:
+                linear(nin, p, EMBED_DIM)
+            flops += 2 * (p + 1) ** 2 * EMBED_DIM
+            linear((p + 1) * p // 2, d)
+        else:
+            width = max(widths[block.dense_left_idx], widths[block.dense_right_idx])
+            if dense_op == "sg":
+                linear(width, width)
+            if width != d:
+                linear(width, d)
+        linear(nin, sd, EMBED_DIM)  # EFC, or attention's row projection
+        if sparse_op == "attn":
+            linear(EMBED_DIM, 3 * EMBED_DIM, sd)  # Q, K, V
+            flops += 2 * 2 * sd * sd * EMBED_DIM  # QKᵀ and AV
+            for _ in range(3):  # output projection, two feed-forward layers
+                linear(EMBED_DIM, EMBED_DIM, sd)
+            params += 2 * 2 * EMBED_DIM  # two LayerNorms
+        if block.interact and d != INTERACT_ROWS * EMBED_DIM:
+            linear(d, INTERACT_ROWS * EMBED_DIM)
+        if block.deep_fm and d != EMBED_DIM:
+            linear(EMBED_DIM, d)
+        widths.append(d)
+        rows.append(sd + (INTERACT_ROWS if block.interact else 0))
+    linear(widths[-1] + rows[-1] * EMBED_DIM, 1)
+    return {"params": float(params), "flops": float(flops)}

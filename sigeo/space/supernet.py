@@ -12,6 +12,7 @@ the two agree on every operator but attention (a test checks this).
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from .choice import Block, Path, SearchSpace
 from .ops import ATTN_HEADS, EMBED_DIM, INTERACT_ROWS, Stem, dp_rows, fm_vector, init_weights, pairwise_dots
@@ -27,8 +29,59 @@ Segment = tuple[int, int]  # (first column of the full concatenated input, numbe
 Rows = tuple[int, int]  # (first row, number of rows)
 
 
+@dataclass(frozen=True)
+class Region:
+    """The elements of one parameter a subnet uses; by default all of them.
+
+    A subnet of a weight-sharing supernet reads a leading row range and some column segments of
+    each shared weight (``rows``, ``cols``), and a few rows of each embedding table (``index``,
+    sorted). Measuring just those keeps a candidate's gradient record the size of the candidate.
+    """
+
+    param: nn.Parameter
+    rows: Rows | None = None
+    cols: tuple[Segment, ...] | None = None
+    index: torch.Tensor | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        if self.index is not None:
+            return (len(self.index), *self.param.shape[1:])
+        shape = list(self.param.shape)
+        if self.rows is not None:
+            shape[0] = self.rows[1]
+        if self.cols is not None:
+            shape[1] = sum(n for _, n in self.cols)
+        return tuple(shape)
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    def take(self, t: torch.Tensor) -> torch.Tensor:
+        """The region of ``t`` (the parameter or a dense gradient), in its shape (a view where it can be)."""
+        if self.index is not None:
+            return t[self.index]
+        if self.rows is not None:
+            t = t[self.rows[0] : self.rows[0] + self.rows[1]]
+        if self.cols is not None:
+            t = _columns(t, self.cols)
+        return t
+
+    def select(self, t: torch.Tensor) -> torch.Tensor:
+        """The region's elements of ``t`` (the parameter, or its gradient, dense or sparse), flattened."""
+        if t.is_sparse:
+            if self.index is not None:
+                t = t.coalesce()
+                out = t.new_zeros((len(self.index), *t.shape[1:]), layout=torch.strided)
+                out[torch.searchsorted(self.index, t.indices()[0])] = t.values()
+                return out.reshape(-1)
+            t = t.to_dense()
+        return self.take(t).reshape(-1)
+
+
 class Usage:
-    """What one forward pass read: for each parameter, the row range and column segments it used.
+    """What one forward pass read: the region of each parameter it used.
 
     Proxies measure "the parameters the candidate uses"; with slicing that is a sub-block of each
     shared weight, and gathering only those blocks keeps a candidate's gradient record the size of
@@ -36,17 +89,9 @@ class Usage:
     """
 
     def __init__(self, record_relu: bool = False) -> None:
-        self.regions: dict[int, tuple[nn.Parameter, Rows | None, tuple[Segment, ...] | None]] = {}
+        self.regions: dict[int, Region] = {}
         self.record_relu = record_relu
         self.relu_codes: list[torch.Tensor] = []
-
-    def note(self, param: nn.Parameter | None, rows: Rows | None = None, cols: Sequence[Segment] | None = None) -> None:
-        if param is not None:
-            self.regions[id(param)] = (param, rows, tuple(cols) if cols is not None else None)
-
-    def note_module(self, module: nn.Module) -> None:
-        for param in module.parameters():
-            self.note(param)
 
 
 _USAGE: ContextVar[Usage | None] = ContextVar("sigeo_supernet_usage", default=None)
@@ -63,10 +108,56 @@ def record_usage(record_relu: bool = False) -> Iterator[Usage]:
         _USAGE.reset(token)
 
 
-def _note(param: nn.Parameter | None, rows: Rows | None = None, cols: Sequence[Segment] | None = None) -> None:
+class _OwnWeights:
+    """The tensors a candidate's forward reads instead of supernet regions, by id of the supernet parameter.
+
+    Without ``tensors`` it is being built: each region read is copied once and kept.
+    """
+
+    def __init__(self, tensors: dict[int, torch.Tensor] | None = None) -> None:
+        self.building = tensors is None
+        self.tensors = tensors if tensors is not None else {}
+        self.regions: dict[int, Region] = {}
+
+    def read(self, region: Region) -> torch.Tensor:
+        key = id(region.param)
+        if self.building:
+            if key in self.regions:
+                raise ValueError("a candidate reads one parameter twice; it cannot own a single copy of it")
+            self.regions[key] = region
+            self.tensors[key] = region.take(region.param.detach()).clone()
+        own = self.tensors[key]
+        if own.shape != region.shape:
+            raise ValueError(f"the candidate owns a {tuple(own.shape)} copy but reads a {region.shape} region")
+        return own
+
+
+_OWN: ContextVar[_OwnWeights | None] = ContextVar("sigeo_candidate_weights", default=None)
+
+
+@contextlib.contextmanager
+def _owning(own: _OwnWeights) -> Iterator[_OwnWeights]:
+    token = _OWN.set(own)
+    try:
+        yield own
+    finally:
+        _OWN.reset(token)
+
+
+def _take(param: nn.Parameter, rows: Rows | None = None, cols: Sequence[Segment] | None = None) -> torch.Tensor:
+    """What a forward reads of ``param``: a slice of the shared weight, or the candidate's own copy of it."""
+    region = Region(param, rows, tuple(cols) if cols is not None else None)
     usage = _USAGE.get()
     if usage is not None:
-        usage.note(param, rows, cols)
+        usage.regions[id(param)] = region
+    own = _OWN.get()
+    return region.take(param) if own is None else own.read(region)
+
+
+def _call(module: nn.Module, *args: torch.Tensor, **kwargs: object) -> torch.Tensor:
+    """Run a small module that a subnet uses whole (attention), on the candidate's copies if there is one."""
+    weights = {name: _take(p) for name, p in module.named_parameters()}
+    return module(*args, **kwargs) if _OWN.get() is None else functional_call(module, weights, args, kwargs)
 
 
 def _relu(x: torch.Tensor) -> torch.Tensor:
@@ -79,7 +170,11 @@ def _relu(x: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class SparseAct:
-    """A block's sparse output: the operator rows (logical rows 0..r) and the merger rows (R..R+8)."""
+    """A block's sparse output: the operator rows (logical rows 0..r) and the merger rows (R..R+8).
+
+    Both are stored rows last, [B, E, rows], the layout the row-axis Linears read and write, so no
+    operator transposes and copies its input (only the dot product and attention want rows first).
+    """
 
     main: torch.Tensor
     extra: torch.Tensor | None
@@ -95,16 +190,8 @@ def _columns(weight: torch.Tensor, segments: Sequence[Segment]) -> torch.Tensor:
 def seg_linear(x: torch.Tensor, lin: nn.Linear, segments: Sequence[Segment], n_out: int) -> torch.Tensor:
     """``lin`` applied to an input whose columns are ``segments`` of its full input (the rest zero),
     keeping only the first ``n_out`` outputs: weight sharing by slicing."""
-    _note(lin.weight, (0, n_out), segments)
-    _note(lin.bias, (0, n_out))
-    weight = _columns(lin.weight[:n_out], segments)
-    bias = lin.bias[:n_out] if lin.bias is not None else None
-    return F.linear(x, weight, bias)
-
-
-def row_linear(s: torch.Tensor, lin: nn.Linear, segments: Sequence[Segment], n_out: int) -> torch.Tensor:
-    """A Linear over the row axis of ``s`` [B, N, E]; returns [B, E, n_out] (rows last, for LayerNorm)."""
-    return seg_linear(s.transpose(1, 2), lin, segments, n_out)
+    bias = _take(lin.bias, (0, n_out)) if lin.bias is not None else None
+    return F.linear(x, _take(lin.weight, (0, n_out), segments), bias)
 
 
 def layer_norm(x: torch.Tensor, ln: nn.LayerNorm | None) -> torch.Tensor:
@@ -112,9 +199,7 @@ def layer_norm(x: torch.Tensor, ln: nn.LayerNorm | None) -> torch.Tensor:
     if ln is None:
         return x
     n = x.shape[-1]
-    _note(ln.weight, (0, n))
-    _note(ln.bias, (0, n))
-    return F.layer_norm(x, (n,), ln.weight[:n], ln.bias[:n], ln.eps)
+    return F.layer_norm(x, (n,), _take(ln.weight, (0, n)), _take(ln.bias, (0, n)), ln.eps)
 
 
 class SuperBlock(nn.Module):
@@ -172,11 +257,11 @@ class SuperBlock(nn.Module):
         pieces, segments = [], []
         for j in sorted(set(idx)):
             pieces.append(sparse[j].main)
-            segments.append((self.sparse_offsets[j], sparse[j].main.shape[1]))
+            segments.append((self.sparse_offsets[j], sparse[j].main.shape[2]))
             if sparse[j].extra is not None:
                 pieces.append(sparse[j].extra)
                 segments.append((self.sparse_offsets[j] + self.r, INTERACT_ROWS))
-        return (pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)), segments
+        return (pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=2)), segments
 
     # --- operators ---------------------------------------------------------------------------------
     def forward(
@@ -191,16 +276,17 @@ class SuperBlock(nn.Module):
         rows = [self._sparse_op(self.space.nodes[k], sparse, block, n_sparse) for k in block.sparse_nodes(self.space)]
         sparse_out = rows[0] if len(rows) == 1 else torch.stack(rows).sum(0)
         if mask:
-            dense_out, sparse_out = self._mask_cols(dense_out, d), self._mask_rows(sparse_out, sd)
+            dense_out, sparse_out = self._mask_cols(dense_out, d), self._mask_cols(sparse_out, sd)
         extra = None
         if block.interact:
             y = layer_norm(
                 seg_linear(dense_out, self.interact, [(0, dense_out.shape[1])], INTERACT_ROWS * EMBED_DIM),
                 self.interact_ln,
             )
-            extra = y.view(-1, INTERACT_ROWS, EMBED_DIM)
+            extra = y.view(-1, INTERACT_ROWS, EMBED_DIM).transpose(1, 2)
         if block.deep_fm:
-            fm = layer_norm(seg_linear(fm_vector(sparse_out), self.fm, [(0, EMBED_DIM)], n_dense), self.fm_ln)
+            fm_in = fm_vector(sparse_out.transpose(1, 2))
+            fm = layer_norm(seg_linear(fm_in, self.fm, [(0, EMBED_DIM)], n_dense), self.fm_ln)
             dense_out = dense_out + (self._mask_cols(fm, d) if mask else fm)
         return dense_out, SparseAct(sparse_out, extra)
 
@@ -223,18 +309,17 @@ class SuperBlock(nn.Module):
             v = layer_norm(seg_linear(x, self.dp_dense, segs, EMBED_DIM), self.dp_dense_ln) if self.dp_dense else x
             s, rsegs = self._sparse_input(sparse, block.sparse_idx)
             if self.dp_rows is not None:
-                s = layer_norm(row_linear(s, self.dp_rows, rsegs, self.p), self.dp_rows_ln).transpose(1, 2)
-            t = torch.cat([v.unsqueeze(1), s], dim=1)
+                s = layer_norm(seg_linear(s, self.dp_rows, rsegs, self.p), self.dp_rows_ln)
+            t = torch.cat([v.unsqueeze(1), s.transpose(1, 2)], dim=1)
             y = pairwise_dots(t)
             return layer_norm(seg_linear(y, self.dp_out, [(0, y.shape[1])], n), self.dp_ln)
         left, right = dense[block.dense_left_idx], dense[block.dense_right_idx]
         lseg = (self.dense_offsets[block.dense_left_idx], left.shape[1])
         rseg = (self.dense_offsets[block.dense_right_idx], right.shape[1])
         if op == "sg":  # only the gate entries facing right's live columns matter (the rest multiply zeros)
-            _note(self.sg_gate.weight, rseg, [lseg])
-            _note(self.sg_gate.bias, rseg)
-            gate_w = self.sg_gate.weight[rseg[0] : rseg[0] + rseg[1], lseg[0] : lseg[0] + lseg[1]]
-            gate = torch.sigmoid(F.linear(left, gate_w, self.sg_gate.bias[rseg[0] : rseg[0] + rseg[1]]))
+            gate = torch.sigmoid(
+                F.linear(left, _take(self.sg_gate.weight, rseg, [lseg]), _take(self.sg_gate.bias, rseg))
+            )
             x, segs = gate * right, [rseg]
             y = seg_linear(x, self.sg_out, segs, n) if self.sg_out is not None else self._place(x, rseg, n)
             return layer_norm(y, self.sg_ln)
@@ -262,17 +347,13 @@ class SuperBlock(nn.Module):
     def _sparse_op(self, op: str, sparse: list[SparseAct], block: Block, n: int) -> torch.Tensor:
         s, segs = self._sparse_input(sparse, block.sparse_idx)
         if op == "efc":
-            return _relu(layer_norm(row_linear(s, self.efc, segs, n), self.efc_ln)).transpose(1, 2)
-        if op == "attn":
-            y = layer_norm(row_linear(s, self.attn_rows, segs, n), self.attn_rows_ln).transpose(1, 2)
+            return _relu(layer_norm(seg_linear(s, self.efc, segs, n), self.efc_ln))
+        if op == "attn":  # attention runs rows first, [B, rows, E]
+            y = layer_norm(seg_linear(s, self.attn_rows, segs, n), self.attn_rows_ln).transpose(1, 2)
             y = self._mask_rows(y, block.sparse_dim) if n != block.sparse_dim else y
-            usage = _USAGE.get()
-            if usage is not None:
-                for module in (self.attn, self.attn_ln1, self.attn_ln2, self.attn_ffn1, self.attn_ffn2):
-                    usage.note_module(module)
-            h = self.attn_ln1(y + self.attn(y, y, y, need_weights=False)[0])
-            out = self.attn_ln2(h + self.attn_ffn2(_relu(self.attn_ffn1(h))))
-            return self._mask_rows(out, block.sparse_dim) if n != block.sparse_dim else out
+            h = _call(self.attn_ln1, y + _call(self.attn, y, y, y, need_weights=False)[0])
+            out = _call(self.attn_ln2, h + _call(self.attn_ffn2, _relu(_call(self.attn_ffn1, h))))
+            return (self._mask_rows(out, block.sparse_dim) if n != block.sparse_dim else out).transpose(1, 2)
         raise ValueError(f"{op!r} is not a sparse operator")
 
 
@@ -303,36 +384,89 @@ class SuperNet(nn.Module):
 
     def forward(self, dense: torch.Tensor, sparse_ids: torch.Tensor, path: Path) -> torch.Tensor:
         """Logits [B] of the subnet ``path`` using the shared weights."""
-        return self.head_logits(*self.body(dense, sparse_ids, path))
+        return self.logits(dense, self.stem(sparse_ids), path)
 
-    def body(self, dense: torch.Tensor, sparse_ids: torch.Tensor, path: Path) -> tuple[torch.Tensor, list[Segment]]:
-        """The head's input for ``path`` and where its columns sit in the head's full input."""
+    def logits(self, dense: torch.Tensor, embedded: torch.Tensor, path: Path) -> torch.Tensor:
+        """Logits of ``path`` from the dense features and the stem's output ``embedded`` [B, C, 16].
+
+        Blocks that do not reach the head (``Path.live_blocks``) are skipped: they would change
+        neither the logits nor any gradient.
+        """
         if path.num_blocks != self.num_blocks or path.space != self.space:
             raise ValueError(f"path has {path.num_blocks} blocks of {path.space.name}; supernet is {self.num_blocks}")
-        dense_acts = [dense]
-        sparse_acts = [SparseAct(self.stem(sparse_ids), None)]
-        for block_module, block in zip(self.blocks, path.blocks, strict=True):
-            d, s = block_module(dense_acts, sparse_acts, block, self.mask)
+        # one entry per output index; None for the blocks skipped as dead
+        dense_acts, sparse_acts = [dense], [SparseAct(embedded.transpose(1, 2).contiguous(), None)]
+        for block_module, block, live in zip(self.blocks, path.blocks, path.live_blocks(), strict=True):
+            d, s = block_module(dense_acts, sparse_acts, block, self.mask) if live else (None, None)
             dense_acts.append(d)
             sparse_acts.append(s)
         last_dense, last_sparse = dense_acts[-1], sparse_acts[-1]
-        pieces = [last_dense, last_sparse.main.flatten(1)]
-        segs = [(0, last_dense.shape[1]), (self.space.max_dense, last_sparse.main.shape[1] * EMBED_DIM)]
+        rows = last_sparse.main.shape[2]
+        pieces = [last_dense, last_sparse.main.transpose(1, 2).flatten(1)]  # the head reads rows first
+        segs = [(0, last_dense.shape[1]), (self.space.max_dense, rows * EMBED_DIM)]
         if last_sparse.extra is not None:
-            pieces.append(last_sparse.extra.flatten(1))
+            pieces.append(last_sparse.extra.transpose(1, 2).flatten(1))
             segs.append((self.space.max_dense + self.space.max_sparse * EMBED_DIM, INTERACT_ROWS * EMBED_DIM))
-        return torch.cat(pieces, dim=1), segs
-
-    def head_logits(self, features: torch.Tensor, segments: list[Segment]) -> torch.Tensor:
-        return seg_linear(features, self.head, segments, 1).squeeze(1)
+        return seg_linear(torch.cat(pieces, dim=1), self.head, segs, 1).squeeze(1)
 
 
-class PathModel(nn.Module):
-    """One subnet of a supernet as an ordinary model ``(dense, ids) -> logits``, sharing its weights."""
+class OwnRows(nn.Module):
+    """A candidate's embedding lookups, from its own copy of some rows of the supernet's tables."""
 
-    def __init__(self, supernet: SuperNet, path: Path) -> None:
+    def __init__(self, stem: Stem, rows: torch.Tensor) -> None:
         super().__init__()
-        self.supernet, self.path = supernet, path
+        self.region = Region(stem.embedding.weight, index=rows)
+        self.register_buffer("offsets", stem.offsets.clone(), persistent=False)
+        self.register_buffer("rows", rows, persistent=False)
+        self.weight = nn.Parameter(self.region.take(stem.embedding.weight.detach()))
+
+    def forward(self, sparse_ids: torch.Tensor) -> torch.Tensor:
+        wanted = sparse_ids + self.offsets
+        position = torch.searchsorted(self.rows, wanted).clamp_(max=len(self.rows) - 1)
+        if not torch.equal(self.rows[position], wanted):
+            raise ValueError("ids outside the embedding rows this candidate was built with")
+        return F.embedding(position, self.weight)
+
+
+class Candidate(nn.Module):
+    """One subnet of a supernet as its own small model ``(dense, ids) -> logits``.
+
+    It owns copies of exactly the weight regions the subnet reads, made by one forward pass of a
+    dummy sample, and runs the supernet's own code on them. So a backward pass fills gradients the
+    size of the subnet (never a full-size gradient of a shared 1024×6157 weight), no forward slices
+    the shared weights again, and nothing done to the candidate (an optimizer step, SynFlow's |θ|)
+    touches the supernet. With ``rows`` (sorted global rows of the stem's tables) it also owns those
+    embedding rows and refuses other ids; without, it reads the shared tables, which stay frozen.
+    """
+
+    def __init__(self, supernet: SuperNet, path: Path, rows: torch.Tensor | None = None) -> None:
+        super().__init__()
+        object.__setattr__(self, "supernet", supernet)  # not a submodule: its parameters are not the candidate's
+        self.path = path
+        device = supernet.head.weight.device
+        dense = torch.zeros(1, supernet.num_dense, device=device)
+        ids = torch.zeros(1, supernet.num_sparse, dtype=torch.long, device=device)
+        with torch.no_grad(), _owning(_OwnWeights()) as own:
+            supernet(dense, ids, path)
+        self.stem = OwnRows(supernet.stem, rows) if rows is not None else None
+        self.regions: dict[str, Region] = {}  # in the supernet's parameter order
+        self._owned: list[tuple[str, int]] = []  # (own attribute, id of the supernet parameter)
+        for name, param in supernet.named_parameters():
+            if param is supernet.stem.embedding.weight and self.stem is not None:
+                self.regions[name] = self.stem.region
+            elif id(param) in own.tensors:
+                self.regions[name] = own.regions[id(param)]
+                self.register_parameter(name.replace(".", "/"), nn.Parameter(own.tensors[id(param)]))
+                self._owned.append((name.replace(".", "/"), id(param)))
+
+    def measured(self) -> dict[str, nn.Parameter]:
+        """The candidate's parameters under the names of the supernet parameters they copy."""
+        return {
+            name: self.stem.weight if name == "stem.embedding.weight" else getattr(self, name.replace(".", "/"))
+            for name in self.regions
+        }
 
     def forward(self, dense: torch.Tensor, sparse_ids: torch.Tensor) -> torch.Tensor:
-        return self.supernet(dense, sparse_ids, self.path)
+        embedded = self.stem(sparse_ids) if self.stem is not None else self.supernet.stem(sparse_ids)
+        with _owning(_OwnWeights({key: getattr(self, attr) for attr, key in self._owned})):
+            return self.supernet.logits(dense, embedded, self.path)

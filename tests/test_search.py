@@ -1,0 +1,343 @@
+"""Search: the EA's mutation schedule and selection, records (reproducible, resumable), broken candidates,
+faithful versus fixed SiGeo inside a supernet, one-shot scoring, and the top-k export."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import sigeo.search
+from sigeo.config import load_config
+from sigeo.errors import ConfigError
+from sigeo.proxies import PROXIES, ProbeSettings, register
+from sigeo.search import (
+    CandidateScorer,
+    ProbeData,
+    RecordLog,
+    SearchSettings,
+    export_top,
+    mutation_count,
+    run_search,
+    search,
+)
+from sigeo.space.choice import SMALL, sample_architecture
+from sigeo.space.choice import Path as Arch
+from sigeo.space.supernet import SuperNet
+from sigeo.warmup import WarmupSettings, build_supernet
+
+TABLES = [6, 9, 4, 11]
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The models here are tiny: a second thread only adds synchronisation (and stalls on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """A prepared dataset written directly: 3 dense and 4 categorical features, random labels."""
+    root = tmp_path_factory.mktemp("search-data")
+    rng = np.random.default_rng(0)
+    for split, rows in {"train": 1024, "val": 512, "test": 8}.items():
+        (root / split).mkdir()
+        np.save(root / split / "dense.npy", rng.exponential(1.0, (rows, 3)).astype(np.float32))
+        np.save(root / split / "sparse.npy", (rng.random((rows, 4)) * TABLES).astype(np.int64))
+        np.save(root / split / "label.npy", (rng.random(rows) < 0.3).astype(np.float32))
+    meta = {"table_sizes": TABLES, "dense_features": ["d0", "d1", "d2"], "sparse_features": ["c0", "c1", "c2", "c3"]}
+    (root / "meta.json").write_text(json.dumps(meta))
+    return root
+
+
+def supernet() -> SuperNet:
+    torch.manual_seed(11)
+    with torch.no_grad():
+        net = SuperNet(SMALL, 3, TABLES, num_blocks=2)
+        for p in net.parameters():  # LayerNorm affine and biases away from 1/0, so every region matters
+            p.add_(torch.randn_like(p) * 0.05)
+    return net
+
+
+def probe_settings(mode: str = "fixed") -> ProbeSettings:
+    return ProbeSettings(zico_coef=1.0, fr_coef=1.0, loss_coef=0.0, sigeo_mode=mode, seed=3)
+
+
+# the tiny train split holds 16 fine-tuning batches of 64; the schedule is the paper's 500 steps (warm-up 50)
+DATA = ProbeData(probe_batches=4, probe_batch_size=64, finetune_steps=500, finetune_lr=0.04, eval_batches=2,
+                 eval_batch_size=128)  # fmt: skip
+
+
+def ea(**changes) -> SearchSettings:
+    base = SearchSettings(method="regularized-ea", init_population=6, sample_size=3, n_childs=2, n_generations=3,
+                          random_budget=10, seed=5)  # fmt: skip
+    return replace(base, **changes)
+
+
+# --- regularized evolution --------------------------------------------------------------------------
+def test_mutation_count_follows_the_reference_schedule():
+    expected = {0: 6, 48: 5, 49: 4, 96: 4, 97: 3, 144: 3, 145: 2, 192: 2, 193: 1, 239: 1}
+    assert {g: mutation_count(g, 240) for g in expected} == expected
+    assert [mutation_count(g, 50) for g in (0, 10, 11, 30, 31, 49)] == [3, 3, 2, 2, 1, 1]  # max(20, G/5) = 20
+
+
+def test_each_child_gets_the_generations_mutation_count(tmp_path, monkeypatch):
+    """The paper's EA sizes (128 + 240 × 8 = 2,048 candidates) with a free scorer: every child is its parent
+    after m(g) mutations, or a multiple of m(g) when it had to be mutated again to be new."""
+    calls = [0]
+    real_mutate = sigeo.search.mutate
+
+    def counting_mutate(rng, arch):
+        calls[0] += 1
+        return real_mutate(rng, arch)
+
+    per_child: list[tuple[int, int]] = []
+
+    def scorer(arch):
+        per_child.append(calls[0])
+        calls[0] = 0
+        return {"random": float(int(arch.hash()[-40:], 8) % 1000)}
+
+    monkeypatch.setattr(sigeo.search, "mutate", counting_mutate)
+    monkeypatch.setattr(sigeo.search.os, "fsync", lambda fd: None)  # durability is not under test here
+    settings = ea(init_population=128, sample_size=64, n_childs=8, n_generations=240)
+    history = run_search(scorer, "small", 7, "random", settings, RecordLog(tmp_path / "records.csv"))
+    assert len(history) == 2048 == settings.evaluations
+    assert per_child[:128] == [0] * 128
+    for record, count in zip(history[128:], per_child[128:], strict=True):
+        m = mutation_count(record.generation - 1, 240)
+        assert count % m == 0 and count >= m
+    fewest: dict[int, int] = {}
+    for record, count in zip(history[128:], per_child[128:], strict=True):
+        fewest[record.generation - 1] = min(count, fewest.get(record.generation - 1, count))
+    assert fewest == {g: mutation_count(g, 240) for g in range(240)}
+    assert per_child[128] == 6
+    assert len({r.arch.hash() for r in history[128:]}) == 1920  # every child is new
+
+
+@pytest.mark.parametrize("criterion", ["loss", "zico"])
+def test_the_parent_is_the_best_sampled_member_in_the_proxys_direction(tmp_path, monkeypatch, criterion):
+    parents = []
+    real_mutate = sigeo.search.mutate
+    monkeypatch.setattr(sigeo.search, "mutate", lambda rng, arch: (parents.append(arch), real_mutate(rng, arch))[1])
+    values = iter([0.3, 0.9, math.nan, 0.1, 0.5, 0.7, 0.2])
+    settings = ea(init_population=6, sample_size=6, n_childs=1, n_generations=1)
+    history = run_search(lambda arch: {criterion: next(values)}, "small", 3, criterion, settings,
+                         RecordLog(tmp_path / "records.csv"))  # fmt: skip
+    best = history[3] if criterion == "loss" else history[1]  # 0.1 is lowest, 0.9 highest; NaN is never best
+    assert parents[0] == best.arch
+
+
+def test_sample_size_above_the_population_is_a_config_error():
+    with pytest.raises(ConfigError, match="sample_size"):
+        ea(init_population=4, sample_size=5)
+
+
+# --- records: reproducible, resumable ----------------------------------------------------------------
+def search_config(demo_config: dict, **proxy) -> dict:
+    config = load_config(demo_config)
+    config["num_blocks"] = 2
+    config["proxy"].update(probe_batches=4, probe_batch_size=64, **proxy)
+    config["search"].update(init_population=6, sample_size=3, n_childs=2, n_generations=3)
+    return config
+
+
+def run_rule(tiny_dataset: Path, config: dict, out: Path, proxy: str = "sigeo") -> bytes:
+    """The search rule's work: load the saved supernet (made once per test folder), search, write records.csv."""
+    from sigeo.data.store import Dataset
+
+    checkpoint = out.parents[1] / "supernet.pt"
+    if not checkpoint.exists():
+        net = build_supernet(SMALL, Dataset.open(tiny_dataset), WarmupSettings.from_config(config))
+        torch.save(net.state_dict(), checkpoint)
+    search(checkpoint, tiny_dataset, "small", proxy, config, out, CPU)
+    return out.read_bytes()
+
+
+def test_same_config_gives_byte_identical_records_and_a_resume_replays_them(tiny_dataset, tmp_path, demo_config,
+                                                                           monkeypatch):  # fmt: skip
+    config = search_config(demo_config)
+    first = run_rule(tiny_dataset, config, tmp_path / "a" / "records.csv")
+    assert run_rule(tiny_dataset, config, tmp_path / "b" / "records.csv") == first
+    lines = first.decode().splitlines(keepends=True)
+    assert len(lines) == 1 + 12 and lines[0].startswith("index,generation,hash,arch,sigeo,zico,fisher_rao,loss,params")
+    # a kill after 5 candidates, halfway through writing the 6th line
+    out = tmp_path / "c" / "records.csv"
+    out.parent.mkdir()
+    (out.parent / "records.partial.csv").write_text("".join(lines[:6]) + lines[6][:40])
+    scored = []
+    real_score = CandidateScorer.score
+    monkeypatch.setattr(CandidateScorer, "score", lambda self, arch: (scored.append(arch), real_score(self, arch))[1])
+    assert run_rule(tiny_dataset, config, out) == first
+    assert len(scored) == 12 - 5
+    assert not (out.parent / "records.partial.csv").exists()
+
+
+def test_a_broken_candidate_ranks_last_and_the_search_goes_on(tiny_dataset, tmp_path, monkeypatch):
+    @register("test_fragile", higher_is_better=True)
+    def fragile(ctx):
+        width = ctx.model.path.blocks[0].dense_dim
+        if width in (16, 32, 64):
+            raise RuntimeError("singular matrix")  # a numerical failure inside a proxy
+        return {"test_fragile": math.nan if width in (128, 256) else float(width)}
+
+    parents = []
+    real_mutate = sigeo.search.mutate
+    monkeypatch.setattr(sigeo.search, "mutate", lambda rng, arch: (parents.append(arch), real_mutate(rng, arch))[1])
+    try:
+        from sigeo.data.store import Dataset
+
+        scorer = CandidateScorer(supernet(), Dataset.open(tiny_dataset), ["test_fragile"], probe_settings(), DATA, CPU)
+        settings = ea(init_population=12, sample_size=6, n_generations=4)
+        records = RecordLog(tmp_path / "records.csv")
+        history = run_search(scorer.score, "small", 2, "test_fragile", settings, records)
+        assert len(history) == settings.evaluations
+        broken = [r for r in history if math.isnan(r.scores["test_fragile"])]
+        assert 0 < len(broken) < len(history)
+        broken_hashes = {r.arch.hash() for r in broken}
+        assert not any(p.hash() in broken_hashes for p in parents)
+        records.finish()
+        exported = export_top(tmp_path / "records.csv", "test_fragile", len({r.arch.hash() for r in history}),
+                              tmp_path / "top")  # fmt: skip
+        scores = [doc["score"] for doc in exported]
+        n_ok = len(scores) - len(broken_hashes)
+        assert all(s is not None for s in scores[:n_ok]) and all(s is None for s in scores[n_ok:])
+    finally:
+        del PROXIES["test_fragile"]
+
+
+# --- SiGeo inside the supernet: fixed versus faithful -------------------------------------------------
+def first_element_zico(flat: np.ndarray, sizes: tuple[int, ...]) -> float:
+    total = 0.0
+    for g in np.split(flat, np.cumsum(sizes)[:-1], axis=1):
+        mu, sigma = np.abs(g).mean(0), g.std(0, ddof=1)
+        first = np.flatnonzero(sigma != 0)
+        if len(first):
+            total += math.log(mu[first[0]] / sigma[first[0]])
+    return total
+
+
+def full_zico(flat: np.ndarray, sizes: tuple[int, ...]) -> float:
+    total = 0.0
+    for g in np.split(flat, np.cumsum(sizes)[:-1], axis=1):
+        mu, sigma = np.abs(g).mean(0), g.std(0, ddof=1)
+        if (sigma != 0).any():
+            total += math.log((mu[sigma != 0] / sigma[sigma != 0]).sum())
+    return total
+
+
+def test_fixed_and_faithful_sigeo_differ_where_the_reference_does(tiny_dataset):
+    """REFERENCE §5.3: faithful measures only the head, steps Adagrad between the probe batches (clipped
+    gradients, lr 1e-8, 1e-8, 8e-4, 1.6e-3) and keeps the first element's ZiCo ratio; fixed measures every
+    parameter the candidate reads at fixed weights and sums all ratios. The supernet never changes."""
+    from sigeo.data.store import Dataset
+
+    net = supernet()
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    dataset = Dataset.open(tiny_dataset)
+    fixed = CandidateScorer(net, dataset, ["sigeo"], probe_settings("fixed"), DATA, CPU)
+    faithful = CandidateScorer(net, dataset, ["sigeo"], probe_settings("faithful"), DATA, CPU)
+    arch = sample_architecture(np.random.default_rng(2), SMALL, 2)
+
+    ctx = fixed.context(arch)
+    record = ctx.gradients()
+    assert set(record.names) == set(ctx.model.regions)  # every region the candidate reads (all receive gradients)
+    assert "stem.embedding.weight" in record.names and "blocks.1.efc.weight" in record.names
+    for name, theta in record.theta.items():
+        region = ctx.model.regions[name]
+        assert torch.equal(theta, region.select(region.param.detach()).double())
+    flat = record.flat.numpy()
+    inner = record.theta_flat.numpy() @ flat.sum(0)
+    scores = fixed.score(arch)
+    assert scores["zico"] == pytest.approx(full_zico(flat, record.sizes), rel=1e-9)
+    assert scores["fisher_rao"] == pytest.approx(math.log(abs(inner) + 1e-10), rel=1e-9)
+    assert scores["sigeo"] == pytest.approx(scores["zico"] + scores["fisher_rao"], rel=1e-12)
+
+    fctx = faithful.context(arch)
+    frecord = fctx.gradients()
+    assert frecord.names == ("head.weight", "head.bias")
+    head_rows = np.concatenate([record.grads["head.weight"].numpy(), record.grads["head.bias"].numpy()], axis=1)
+    clip = min(1.0, 5.0 / (np.linalg.norm(head_rows[0]) + 1e-6))
+    np.testing.assert_allclose(frecord.flat.numpy()[0], head_rows[0] * clip, rtol=1e-5, atol=1e-9)
+    theta = np.concatenate([record.theta["head.weight"].numpy(), record.theta["head.bias"].numpy()])
+    accumulated = np.zeros_like(theta)
+    for lr, g in zip([1e-8, 1e-8, 1e-8 + (0.04 - 1e-8) / 50, 1e-8 + 2 * (0.04 - 1e-8) / 50], frecord.flat.numpy(),
+                     strict=True):  # fmt: skip
+        accumulated += g * g
+        theta = theta - lr * g / (np.sqrt(accumulated) + 1e-2)
+    np.testing.assert_allclose(frecord.theta_flat.numpy(), theta, rtol=1e-6, atol=1e-9)
+    fscores = faithful.score(arch)
+    assert fscores["zico"] == pytest.approx(first_element_zico(frecord.flat.numpy(), frecord.sizes), rel=1e-6)
+    finner = frecord.theta_flat.numpy() @ frecord.flat.numpy().sum(0)
+    assert fscores["fisher_rao"] == pytest.approx(math.log(abs(finner) + 1e-10), rel=1e-6)
+    assert frecord.losses[0] == pytest.approx(record.losses[0], rel=1e-6)  # before any step
+    assert fscores["loss"] == frecord.losses[3] != pytest.approx(record.losses[3], rel=1e-4)  # after three
+    assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
+
+
+def test_oneshot_fine_tunes_a_copy_of_the_head_and_scores_val_logloss(tiny_dataset):
+    """At a negligible lr (an Adagrad step moves each weight by at most lr) the score is the plain val log
+    loss of the supernet's subnet; at the real lr the fine-tuning changes it; the supernet never changes."""
+    from sigeo.data.store import Dataset
+
+    net = supernet()
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    dataset = Dataset.open(tiny_dataset)
+    arch = sample_architecture(np.random.default_rng(4), SMALL, 2)
+    val = dataset.split("val")
+    with torch.no_grad():
+        z = net(torch.from_numpy(val.dense[:256].copy()), torch.from_numpy(val.sparse[:256].copy()), arch).double()
+    y = torch.from_numpy(val.label[:256].copy()).double()
+    expected = float((z.clamp(min=0) - z * y + torch.log1p(torch.exp(-z.abs()))).mean())
+    still = CandidateScorer(net, dataset, ["oneshot"], probe_settings(), replace(DATA, finetune_lr=1e-8), CPU)
+    assert still.score(arch)["oneshot"] == pytest.approx(expected, rel=1e-4)
+    tuned = CandidateScorer(net, dataset, ["oneshot"], probe_settings(), DATA, CPU)
+    assert tuned.score(arch)["oneshot"] < expected - 0.1
+    assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
+
+
+# --- export -------------------------------------------------------------------------------------------
+def write_records(path: Path, proxy: str, rows: list[tuple[Arch, float]]) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["index", "generation", "hash", "arch", proxy])
+        for i, (arch, value) in enumerate(rows):
+            writer.writerow([i, 0, arch.hash(), arch.to_json(), value])
+
+
+def strict_json(path: Path) -> dict:
+    def refuse(token):
+        raise ValueError(f"{path}: {token} is not JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+@pytest.mark.parametrize("proxy", ["zico", "loss"])
+def test_export_takes_distinct_hashes_in_score_order_nan_last(tmp_path, proxy):
+    rng = np.random.default_rng(9)
+    a, b, c, d, e = (sample_architecture(rng, SMALL, 7) for _ in range(5))
+    rows = [(a, 1.0), (b, 3.0), (c, math.nan), (a, 5.0), (d, 3.0), (e, 2.0)]  # a twice; b and d tie
+    write_records(tmp_path / "records.csv", proxy, rows)
+    exported = export_top(tmp_path / "records.csv", proxy, 5, tmp_path / "top")
+    if proxy == "zico":  # higher is better: a's better duplicate (5.0), then b and d in record order
+        order, values = [a, b, d, e, c], [5.0, 3.0, 3.0, 2.0, None]
+    else:  # lower is better: a's 1.0 first
+        order, values = [a, e, b, d, c], [1.0, 2.0, 3.0, 3.0, None]
+    for rank, (arch, value) in enumerate(zip(order, values, strict=True)):
+        doc = strict_json(tmp_path / "top" / f"{rank}.json")
+        assert doc == exported[rank]
+        assert doc["hash"] == arch.hash() and doc["score"] == value and doc["proxy"] == proxy
+        assert doc["test_loss"] == (None if value is None else value if proxy == "loss" else -value)
+        assert Arch.load(tmp_path / "top" / f"{rank}.json") == arch
+    with pytest.raises(ValueError, match="only 5 distinct"):
+        export_top(tmp_path / "records.csv", proxy, 6, tmp_path / "more")
