@@ -1,11 +1,20 @@
 from dataclasses import asdict
 
-from sigeo.config import datasets, level_name, search_plan, validate_config
+from sigeo.config import (
+    check_proxies,
+    datasets,
+    level_name,
+    search_plan,
+    validate_config,
+)
+
+# Start-up checks first, before the heavy imports: a bad config fails in seconds, naming its key.
+validate_config(config)
+
 from sigeo.data.store import SPLITS
 from sigeo.resources import standalone_mem_mb, supernet_mem_mb
 
-validate_config(config)
-
+check_proxies(config)
 DATASETS = datasets(config)
 SPACES = config["spaces"]
 LEVELS = {level_name(level): level for level in config["warmup_levels"]}
@@ -25,8 +34,9 @@ def dataset_spec(wildcards):
 
 
 def prepare_inputs(wildcards):
-    """Raw inputs of a prepare job (a synthetic folder, downloads, or local paths)."""
+    """Raw inputs of a prepare job (a synthetic folder, downloads, or local paths that must exist)."""
     spec = DATASETS[wildcards.dataset]
+    spec.check_local_files()
     if spec.is_synthetic:
         return {"synthetic": spec.synthetic_dir}
     inputs = {"raw": spec.raw_path()}

@@ -8,9 +8,10 @@ same validator, so both see identical values.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import yaml
@@ -18,20 +19,61 @@ import yaml
 from .data.formats import KDD_PROFILE_FILE, RawFormat, get_format
 from .errors import ConfigError
 
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
+
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "config" / "schema.yaml"
 
 
 def validate_config(config: dict) -> dict:
-    """Validate ``config`` in place against the schema (filling defaults); raise ConfigError."""
+    """Validate ``config`` in place against the schema (filling defaults); raise ConfigError naming the key."""
+    from jsonschema import ValidationError
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
     try:
         validate(config, str(SCHEMA))
     except WorkflowError as exc:
-        raise ConfigError(str(exc)) from exc
+        error = exc.__context__  # Snakemake raises its WorkflowError while handling jsonschema's error
+        raise ConfigError(_describe(error) if isinstance(error, ValidationError) else str(exc)) from exc
     return config
+
+
+def _describe(error: ValidationError) -> str:
+    """A schema violation as one line that starts with the offending key (``warmup.lr``, ``spaces[0]``)."""
+    path = list(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        allowed = ", ".join(error.schema.get("properties", {}))
+        return f"config key {config_key([*path, unknown[0]])}: unknown key (allowed here: {allowed})"
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [key for key in error.validator_value if key not in error.instance]
+        return f"config key {config_key([*path, missing[0]])}: {error.message}"
+    if "propertyNames" in error.schema_path:
+        return f"config key {config_key([*path, error.instance])}: bad name, {error.message}"
+    return f"config key {config_key(path)}: {error.message}"
+
+
+def config_key(path: Sequence[str | int]) -> str:
+    """``["datasets", "demo", "source"]`` -> ``datasets.demo.source``; list indices as ``[i]``."""
+    key = ""
+    for part in path:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else str(part)
+    return key or "(top level)"
+
+
+def check_proxies(config: dict) -> None:
+    """Proxy names (only pattern-checked by the schema) against the registry; raise ConfigError naming the key."""
+    from .proxies import get_proxy
+
+    named = [(["proxies", i], name) for i, name in enumerate(config["proxies"])]
+    named += [(["correlation", "proxies", i], name) for i, name in enumerate(config["correlation"]["proxies"] or [])]
+    for path, name in named:
+        try:
+            get_proxy(name)
+        except ConfigError as exc:
+            raise ConfigError(f"config key {config_key(path)}: {exc}") from None
 
 
 def load_config(source: str | os.PathLike | dict[str, Any]) -> dict:
@@ -92,6 +134,18 @@ class DatasetSpec:
                 out[Path(urlparse(url).path).name] = (url, sha)
         return out
 
+    def check_local_files(self) -> None:
+        """Raise ConfigError naming the key when a local raw file (not a URL or synthetic) does not exist."""
+        if self.is_synthetic:
+            return
+        files = {"source": self.source}
+        if self.format == "kdd":
+            files["profile"] = self.profile or self.profile_path()
+        for key, location in files.items():
+            if not _is_url(location) and not Path(location).exists():
+                default = " (the default: next to source)" if key == "profile" and not self.profile else ""
+                raise ConfigError(f"config key datasets.{self.name}.{key}: {location} does not exist{default}")
+
     def raw_path(self) -> str:
         """The main raw file the prepare step reads."""
         if self.is_synthetic:
@@ -125,16 +179,22 @@ def search_plan(config: dict) -> list[tuple[str, str]]:
     """(level name, proxy) pairs to search: ``search.levels`` (default: every warm-up level) for each
     proxy, unless ``search.levels_by_proxy`` gives that proxy its own levels."""
     warmup = {level_name(level) for level in config["warmup_levels"]}
-    default = config["search"]["levels"] or config["warmup_levels"]
+    by_proxy = config["search"]["levels_by_proxy"]
+    unknown = sorted(set(by_proxy) - set(config["proxies"]))
+    if unknown:
+        key = config_key(["search", "levels_by_proxy", unknown[0]])
+        raise ConfigError(f"config key {key}: {unknown[0]} is not one of the proxies {config['proxies']}")
     plan = []
     for proxy in config["proxies"]:
-        for level in config["search"]["levels_by_proxy"].get(proxy, default):
+        if proxy in by_proxy:
+            path, levels = ["search", "levels_by_proxy", proxy], by_proxy[proxy]
+        else:
+            path, levels = ["search", "levels"], config["search"]["levels"] or config["warmup_levels"]
+        for i, level in enumerate(levels):
             if level_name(level) not in warmup:
-                raise ConfigError(f"search level {level} of proxy {proxy} is not in warmup_levels {sorted(warmup)}")
+                key = config_key([*path, i])
+                raise ConfigError(f"config key {key}: search level {level} is not in warmup_levels {sorted(warmup)}")
             plan.append((level_name(level), proxy))
-    unknown = set(config["search"]["levels_by_proxy"]) - set(config["proxies"])
-    if unknown:
-        raise ConfigError(f"search.levels_by_proxy names proxies not in `proxies`: {sorted(unknown)}")
     return plan
 
 

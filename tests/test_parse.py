@@ -75,3 +75,14 @@ def test_signed_integers_values():
     assert got.values[4] == 42
     assert got.valid.all()
     np.testing.assert_array_equal(got.empty, [False, False, False, True, False])
+
+
+@pytest.mark.parametrize("poison", ["", "x"], ids=["arrow-cast", "bytewise"])
+def test_signed_integers_are_strict_on_both_paths(poison):
+    """Arrow's cast reads '0x1f' as hex and int64's minimum fits it; neither is a valid token here,
+    and a 22-digit token with leading zeros is its value on both paths (a clean column takes Arrow's
+    cast, one bad token sends the whole column byte by byte)."""
+    tokens = ["0x1f", "0X1F", " 5", "5 ", "+5", "-9223372036854775808", "1" + "0" * 18, "0" * 21 + "1", "-0", poison]
+    got = signed_integers(col(*tokens))
+    assert got.valid[:8].tolist() == [False] * 7 + [True]
+    assert got.values[7] == 1 and got.values[8] == 0 and got.valid[8]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -212,7 +213,7 @@ def test_empty_missing_and_truncated_gzip(tmp_path):
         prepare(fmt, tmp_path / "nope.txt", tmp_path / "o2", PrepareSettings(seed=1))
     data = gzip.compress(("".join(criteo_line(r) for r in CRITEO_ROWS) * 2000).encode())
     (tmp_path / "cut.txt.gz").write_bytes(data[: len(data) // 2])
-    with pytest.raises(DataError, match=r"cut\.txt\.gz: unreadable after line"):
+    with pytest.raises(DataError, match=r"cut\.txt\.gz: unreadable from line"):
         prepare(fmt, tmp_path / "cut.txt.gz", tmp_path / "o3", PrepareSettings(seed=1))
     assert not (tmp_path / "o3" / "meta.json").exists()
 
@@ -234,3 +235,69 @@ def test_meta_is_json_with_the_promised_fields(tmp_path):
     import hashlib
 
     assert meta["source_sha256"] == hashlib.sha256(raw.read_bytes()).hexdigest()
+
+
+def test_bad_lines_stay_exact_when_arrow_reads_ahead(tmp_path):
+    """Arrow reports a skipped row while earlier batches are still being handed over; every bad row
+    (field count or value) must keep its own line number, in order, wherever the blocks end."""
+    good, bad_label = criteo_line(CRITEO_ROWS[0]), criteo_line(CRITEO_ROWS[0]).replace("1", "2", 1)
+    for p in range(3, 21):
+        lines = [good] * 40
+        lines[p], lines[p - 1], lines[p + 2] = "1\t2\n", bad_label, bad_label
+        (tmp_path / "train.txt").write_text("".join(lines))
+        meta = prepare(
+            get_format("criteo"), tmp_path / "train.txt", tmp_path / "out", PrepareSettings(1, block_size=700)
+        )
+        assert meta["bad_lines"] == [p, p + 1, p + 3], p
+
+
+def test_non_ascii_rows_and_headers(tmp_path):
+    """A Latin-1 line with a wrong field count is one bad row (pyarrow cannot show it to the handler
+    as text), and a header that is not UTF-8 is a header mismatch on line 1."""
+    good = criteo_line(CRITEO_ROWS[0]).encode()
+    (tmp_path / "train.txt").write_bytes(good + "café\t2\n".encode("latin-1") + good)
+    meta = prepare(get_format("criteo"), tmp_path / "train.txt", tmp_path / "a", PrepareSettings(seed=1))
+    assert meta["bad_lines"] == [2] and sum(meta["rows"].values()) == 2
+    (tmp_path / "train.csv").write_bytes(AVAZU_HEADER.replace("hour", "hôur").encode("latin-1") + AVAZU_ROW.encode())
+    with pytest.raises(DataError, match=r"train.csv: line 1: header"):
+        prepare(get_format("avazu"), tmp_path / "train.csv", tmp_path / "b", PrepareSettings(seed=1))
+
+
+def test_no_usable_rows_names_the_lines(tmp_path):
+    (tmp_path / "train.txt").write_text("1\t2\n\n")
+    with pytest.raises(DataError, match=r"no usable rows up to line 2 \(2 bad; first: line 1: 2 fields"):
+        prepare(get_format("criteo"), tmp_path / "train.txt", tmp_path / "out", PrepareSettings(seed=1))
+
+
+def test_kdd_profile_values_and_bad_lines(tmp_path):
+    """Gender/Age are hashed like every KDD token (70000 stays 70000, -1 is Python's -1 % (2^31-1),
+    'a' is hex); UserIDs may be huge; a later line for a user wins; a bad line is fatal, named."""
+    row = "1\t3\t4\t7\t385\t3\t3\t1601\t5521\t7709\t576\t{user}\n"
+    (tmp_path / "training.txt").write_text("".join(row.format(user=u) for u in (7, 100000000000000, 8, 9)))
+    profile = tmp_path / "userid_profile.txt"
+    profile.write_text("7\t70000\t-1\n100000000000000\ta\t5\n8\t1\t1\n8\t2\t3\n")
+    fmt = get_format("kdd")
+    meta = prepare(fmt, tmp_path / "training.txt", tmp_path / "out", PrepareSettings(seed=1), profile_path=profile)
+    sparse = all_rows(Dataset.open(tmp_path / "out"))["sparse"]
+    f = meta["sparse_features"]
+    got = {int(r[f.index("UserID")]): (int(r[f.index("Gender")]), int(r[f.index("Age")])) for r in sparse}
+    user_id = {u: u % 2147483647 % 20004010 + 1 for u in (7, 100000000000000, 8, 9)}
+    assert got[user_id[7]] == (70000 % 3 + 1, (-1 % 2147483647) % 7 + 1)
+    assert got[user_id[100000000000000]] == (10 % 3 + 1, 5 % 7 + 1)
+    assert got[user_id[8]] == (2 % 3 + 1, 3 % 7 + 1)  # the later line
+    assert got[user_id[9]] == (1, 1)  # unknown user: Gender 0, Age 0
+    profile.write_text("7\t1\t5\n8\t1\n")
+    with pytest.raises(DataError, match=r"userid_profile.txt: line 2: not a user profile line"):
+        prepare(fmt, tmp_path / "training.txt", tmp_path / "o2", PrepareSettings(seed=1), profile_path=profile)
+
+
+def test_failing_early_leaves_no_reader_thread(tmp_path):
+    raw = tmp_path / "train.txt"
+    raw.write_text(("x\ty\n" + criteo_line(CRITEO_ROWS[0])) * 3000)
+    before = threading.active_count()
+    for _ in range(3):
+        with pytest.raises(DataError, match="max_bad_rows=2"):
+            prepare(
+                get_format("criteo"), raw, tmp_path / "out", PrepareSettings(seed=1, max_bad_rows=2, block_size=4096)
+            )
+    assert threading.active_count() == before

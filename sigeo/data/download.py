@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import urllib.request
@@ -23,11 +24,15 @@ def download(url: str, sha256: str, dest: str | os.PathLike, timeout_s: float = 
     with atomic_path(dest) as tmp:
         try:
             with urllib.request.urlopen(url, timeout=timeout_s) as response, open(tmp, "wb") as out:
+                length = response.headers.get("Content-Length")
                 while block := response.read(1 << 20):
                     digest.update(block)
                     out.write(block)
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:  # IncompleteRead is not an OSError
             raise DataError(f"{url}: download failed: {exc}") from exc
+        received = tmp.stat().st_size
+        if length is not None and received != int(length):  # http.client ends a short body silently
+            raise DataError(f"{url}: download truncated: {received} of {length} bytes")
         if digest.hexdigest() != sha256.lower():
             raise DataError(f"{url}: sha256 {digest.hexdigest()} does not match the configured {sha256}")
     log.info("downloaded %s -> %s (%d bytes)", url, dest, dest.stat().st_size)

@@ -118,11 +118,6 @@ class RawFormat:
     paper_table_sizes: tuple[int, ...]
     file_name: str
 
-    @property
-    def integer_columns(self) -> tuple[str, ...]:
-        """Columns that hold plain decimal integers (the label and the dense features)."""
-        return (self.label_column,) + (self.dense_features if self.name != "avazu" else ())
-
     def table_sizes(self, cap: int | None) -> list[int]:
         return [min(n, cap) if cap else n for n in self.paper_table_sizes]
 
@@ -189,25 +184,32 @@ class RawFormat:
     @staticmethod
     def _profile(profile: UserProfiles | None, name: str, user_col: pa.Array, size: int) -> _Column:
         assert profile is not None, "KDD needs the user profile table"
-        value = profile.lookup(name, user_col)
-        return _Column((value % AVAZU_KDD_MODULUS % (size - 1) + 1).astype(np.int32), [])
+        return _Column((profile.lookup(name, user_col) % (size - 1) + 1).astype(np.int32), [])
 
 
 class UserProfiles:
-    """KDD ``userid_profile.txt`` as dense lookup arrays; unknown users get Gender 0 and Age 0."""
+    """KDD ``userid_profile.txt`` sorted by UserID; unknown users get Gender 0 and Age 0.
+
+    Sorted arrays rather than a table indexed by UserID, whose size would be the largest id in
+    the file (any integer below 10^18), not the number of users. Gender and Age are kept as
+    the split tool's residues modulo 2^31 - 1; a later line for the same user wins.
+    """
 
     def __init__(self, user_ids: np.ndarray, gender: np.ndarray, age: np.ndarray) -> None:
-        size = int(user_ids.max()) + 1 if len(user_ids) else 1
-        self.columns = {"Gender": np.zeros(size, np.int16), "Age": np.zeros(size, np.int16)}
-        self.columns["Gender"][user_ids] = gender
-        self.columns["Age"][user_ids] = age
+        order = np.argsort(user_ids, kind="stable")
+        last = np.append(user_ids[order][1:] != user_ids[order][:-1], True)
+        keep = order[last]
+        self.ids = user_ids[keep]
+        self.columns = {"Gender": gender[keep], "Age": age[keep]}
 
     def lookup(self, name: str, user_col: pa.Array) -> np.ndarray:
         parsed = signed_integers(user_col)
         ids = np.where(parsed.valid & ~parsed.empty, parsed.values, -1)
-        table = self.columns[name]
-        known = (ids >= 0) & (ids < len(table))
-        return np.where(known, table[np.clip(ids, 0, len(table) - 1)], 0).astype(np.int64)
+        if not len(self.ids):
+            return np.zeros(len(ids), np.int64)
+        pos = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
+        known = self.ids[pos] == ids
+        return np.where(known, self.columns[name][pos], 0).astype(np.int64)
 
 
 CRITEO = RawFormat(

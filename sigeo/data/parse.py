@@ -17,8 +17,10 @@ import pyarrow.compute as pc
 
 #: Modulus the reference applies to Avazu/KDD tokens before hex-encoding them (2^31 - 1).
 AVAZU_KDD_MODULUS = 2_147_483_647
-#: Longest decimal that fits int64 exactly (dense values beyond it are rejected, not clipped).
+#: Integers (labels, dense values, UserIDs) need at most this many significant digits; larger ones are
+#: rejected, not clipped.
 MAX_DENSE_DIGITS = 18
+_LIMIT = 10**MAX_DENSE_DIGITS
 
 _DIGIT_VALUE = np.full(256, 255, dtype=np.uint8)
 for _i, _c in enumerate(b"0123456789"):
@@ -165,36 +167,37 @@ def decimal_or_hex_residues(arr: pa.Array, modulus: int) -> ParsedColumn:
 
 
 def signed_integers(arr: pa.Array) -> ParsedColumn:
-    """Decimal integers with an optional leading '-', at most 18 digits (exact in int64).
+    """Decimal integers ``-?[0-9]+`` of magnitude below 10^18 (exact in int64); anything else is invalid.
 
-    Arrow's C++ cast handles clean columns; a column it rejects is re-parsed byte by byte, which
-    finds exactly which rows are bad. A column the CSV reader already converted is taken as is.
+    Arrow's C++ cast is fast but lenient (it also reads ``0x1f`` as hex and, in a typed CSV column,
+    trims spaces), so it only handles columns whose bytes are all digits with at most a leading
+    '-'; any other column is parsed byte by byte, which finds exactly which rows are bad.
     """
-    if pa.types.is_integer(arr.type):
-        values = arr.fill_null(0).to_numpy()
-        return ParsedColumn(values=values, valid=np.abs(values) < 10**MAX_DENSE_DIGITS, empty=arr.is_null().to_numpy())
-    empty = pc.equal(pc.binary_length(arr), 0)
-    try:
-        as_text = pc.if_else(empty, pa.scalar(None, arr.type), arr).cast(pa.string())
-        values = as_text.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
-        if np.all(np.abs(values) < 10**MAX_DENSE_DIGITS):
-            empty_np = empty.to_numpy(zero_copy_only=False)
-            return ParsedColumn(values=values, valid=np.ones(len(values), dtype=bool), empty=empty_np)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    return _signed_integers_bytewise(arr)
-
-
-def _signed_integers_bytewise(arr: pa.Array) -> ParsedColumn:
     offsets, data = _buffers(arr)
+    minus = data == ord("-")
+    starts = offsets[:-1][np.diff(offsets) > 0]
+    if np.all((data - ord("0") < 10) | minus) and np.count_nonzero(minus) == np.count_nonzero(minus[starts]):
+        empty = pc.equal(pc.binary_length(arr), 0)
+        try:
+            as_text = pc.if_else(empty, pa.scalar(None, arr.type), arr).cast(pa.string())
+            values = as_text.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+        except pa.ArrowInvalid:  # a lone '-', or beyond int64
+            pass
+        else:
+            if np.all((values > -_LIMIT) & (values < _LIMIT)):
+                empty_np = empty.to_numpy(zero_copy_only=False)
+                return ParsedColumn(values=values, valid=np.ones(len(values), dtype=bool), empty=empty_np)
+    return _signed_integers_bytewise(offsets, data)
+
+
+def _signed_integers_bytewise(offsets: np.ndarray, data: np.ndarray) -> ParsedColumn:
+    """Leading zeros are allowed; a non-zero digit at 10^18 or above makes the row invalid."""
     negative, data = _strip_minus(offsets, data)
     lengths, row, exponent, digit, bad_byte = _digit_layout(offsets, data, 10)
-    n_digits = lengths - negative
-    too_long = n_digits > MAX_DENSE_DIGITS
-    safe_exp = np.minimum(exponent, MAX_DENSE_DIGITS)
-    contrib = np.where(bad_byte, 0, digit).astype(np.int64) * (10 ** safe_exp.astype(np.int64))
+    too_big = exponent >= MAX_DENSE_DIGITS
+    contrib = np.where(bad_byte | too_big, 0, digit).astype(np.int64) * (10 ** np.where(too_big, 0, exponent))
     values = _row_sums(contrib, offsets, lengths)
     values = np.where(negative, -values, values)
-    valid = ~too_long & ~(negative & (n_digits == 0))
-    valid[row[bad_byte]] = False
+    valid = ~(negative & (lengths == 1))
+    valid[row[bad_byte | (too_big & (digit != 0))]] = False
     return ParsedColumn(values=values, valid=valid, empty=lengths == 0)

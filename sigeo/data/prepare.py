@@ -6,10 +6,14 @@ groups of ten, and each group is dealt 8 train / 1 val / 1 test slots in a seede
 That gives the reference's stratified 8:1:1 (exact when a class count is a multiple of ten, off by
 at most one group remainder otherwise) without its first pass, its header off-by-one, or its
 rounding-made ninth shard (REFERENCE §1.1). Rows keep their raw order inside each split.
+
+Lines end at ``\n``, ``\r\n`` or a lone ``\r`` (Arrow's rule, and Python's universal newlines as the
+reference's tools read the files); bad rows are reported by their 1-based line number.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -28,6 +32,7 @@ import pyarrow.csv as pacsv
 from ..errors import DataError
 from ..io import write_json
 from .formats import RawFormat, UserProfiles
+from .parse import AVAZU_KDD_MODULUS, decimal_or_hex_residues, signed_integers
 from .store import SPLITS, NpyAppender
 
 log = logging.getLogger(__name__)
@@ -42,10 +47,6 @@ class PrepareSettings:
     max_bad_rows: int = 1000
     max_table_size: int | None = None
     block_size: int = 1 << 22
-
-
-class _UntypedRetry(Exception):
-    """Arrow rejected a number in a typed column; the pass must be redone on raw bytes."""
 
 
 class _HashingReader:
@@ -71,6 +72,43 @@ class _HashingReader:
 
     def close(self) -> None:
         self._fh.close()
+        self.closed = True
+
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+_ASCII_ONLY = bytes(range(128)) + b"?" * 128
+
+
+class _AsciiOnly:
+    """Readable that replaces every byte >= 0x80 by '?' (a leading UTF-8 BOM, which Arrow skips, excepted).
+
+    No field of any format may hold a non-ASCII byte, so this changes no row's fate, field count or
+    line number. It is needed because pyarrow decodes an invalid row's text as strict UTF-8 before
+    calling the invalid-row handler and fails the whole read when it cannot: one Latin-1 or UTF-16
+    line with a wrong field count would stop the job instead of being counted as a bad row.
+    """
+
+    def __init__(self, source: pa.NativeFile) -> None:
+        self._source = source
+        self._start = True
+        self.closed = False
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._source.read(n)
+        if self._start:
+            self._start = False
+            if data.startswith(_UTF8_BOM):
+                return _UTF8_BOM + self._masked(data[len(_UTF8_BOM) :])
+        return self._masked(data)
+
+    @staticmethod
+    def _masked(data: bytes) -> bytes:
+        return data if data.isascii() else data.translate(_ASCII_ONLY)  # isascii: a fast scan, no copy
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
         self.closed = True
 
 
@@ -132,6 +170,7 @@ class _BadRows:
 
 
 def _open_stream(path: Path) -> tuple[pa.NativeFile, _HashingReader]:
+    """The file's text (gunzipped for ``.gz``, non-ASCII bytes masked) and the reader that hashes its bytes."""
     if not path.exists():
         raise DataError(f"{path}: file not found")
     if path.stat().st_size == 0:
@@ -140,7 +179,91 @@ def _open_stream(path: Path) -> tuple[pa.NativeFile, _HashingReader]:
     stream = pa.PythonFile(raw, mode="r")
     if path.suffix == ".gz":
         stream = pa.CompressedInputStream(stream, "gzip")
-    return stream, raw
+    return pa.PythonFile(_AsciiOnly(stream), mode="r"), raw
+
+
+@dataclass
+class _Block:
+    """Rows Arrow parsed from one block (every column binary), their 1-based line numbers, and the
+    (line, why) of the rows it skipped for a wrong number of fields."""
+
+    table: pa.Table
+    lines: np.ndarray
+    skipped: list[tuple[int, str]]
+
+
+class _CsvBlocks:
+    """Stream a delimited file in blocks of binary columns, numbering its lines.
+
+    A context manager: leaving it stops the reading thread (before the caller closes the file).
+    Read errors become a DataError naming the first line that could not be read.
+    """
+
+    def __init__(
+        self, path: Path, stream: pa.NativeFile, columns: tuple[str, ...], delimiter: str, header: bool, block_size: int
+    ) -> None:
+        self.path = path
+        self.next_line = 1
+        skipped: list[tuple[int, str]] = []
+
+        def on_invalid(row: pacsv.InvalidRow) -> str:
+            skipped.append((row.number, f"{row.actual_columns} fields, expected {row.expected_columns}"))
+            return "skip"
+
+        with self._reading():
+            self.reader = pacsv.open_csv(
+                stream,
+                read_options=pacsv.ReadOptions(
+                    use_threads=False, block_size=block_size, column_names=None if header else list(columns)
+                ),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=delimiter, quote_char=False, ignore_empty_lines=False, invalid_row_handler=on_invalid
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict.fromkeys(columns, pa.binary()),
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+        self.next_line += header  # opening read the header line
+        self._batches = _batches(self.reader, skipped)
+
+    def __enter__(self) -> _CsvBlocks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._batches.close()
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        try:
+            yield
+        except (pa.ArrowInvalid, OSError, EOFError) as exc:
+            raise DataError(f"{self.path}: unreadable from line {self.next_line}: {exc}") from exc
+
+    def __iter__(self) -> Iterator[_Block]:
+        """Blocks in file order. Arrow parses ahead, so it may report a skipped row before the batch
+        that precedes it: skipped rows wait in ``pending`` until a batch reaches past them."""
+        pending: list[tuple[int, str]] = []
+        while True:
+            with self._reading():
+                batch, skipped = next(self._batches)
+            pending = sorted(pending + skipped)
+            if batch is None:
+                if pending:
+                    self.next_line = pending[-1][0] + 1
+                    yield _Block(self.reader.schema.empty_table(), np.empty(0, np.int64), pending)
+                return
+            n = batch.num_rows
+            if n == 0:
+                continue
+            numbers = np.array([line for line, _ in pending], dtype=np.int64)
+            candidates = np.arange(self.next_line, self.next_line + n + len(numbers), dtype=np.int64)
+            lines = np.setdiff1d(candidates, numbers, assume_unique=True)[:n]
+            done = sum(line < lines[-1] for line, _ in pending)
+            self.next_line = int(lines[-1]) + 1
+            yield _Block(pa.Table.from_batches([batch]), lines, pending[:done])
+            pending = pending[done:]
 
 
 def _batches(
@@ -149,10 +272,12 @@ def _batches(
     """Read batches on a background thread so parsing text and converting numbers overlap.
 
     ``skipped`` is filled by the reader's invalid-row handler on that thread; each batch is handed
-    over with the rows skipped while it was parsed (the reader is single-threaded, no read-ahead),
-    and a final ``None`` batch carries any skipped after the last one.
+    over with the rows skipped since the previous one (which may include rows of later batches:
+    the reader parses ahead), and a final ``None`` batch carries the rest. Closing the generator
+    (the consumer stops early, e.g. on too many bad rows) stops the thread before the file is closed.
     """
     out: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
 
     def take() -> list[tuple[int, str]]:
         taken = list(skipped)
@@ -162,38 +287,63 @@ def _batches(
     def produce() -> None:
         try:
             for batch in reader:
+                if stop.is_set():
+                    return
                 out.put((batch, take()))
             out.put((None, take()))
         except BaseException as exc:  # handed to the consumer, which re-raises it
             out.put(exc)
 
-    threading.Thread(target=produce, daemon=True).start()
-    while True:
-        item = out.get()
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-        if item[0] is None:
-            return
-
-
-def load_profiles(path: Path) -> UserProfiles:
-    """Read KDD ``userid_profile.txt`` (UserID, Gender, Age; tab separated, no header)."""
-    if not path.exists():
-        raise DataError(f"{path}: KDD user profile file not found")
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
     try:
-        table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(column_names=["UserID", "Gender", "Age"]),
-            parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False),
-            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(("UserID", "Gender", "Age"), pa.int64())),
-        )
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(f"{path}: cannot parse the user profile table: {exc}") from exc
-    cols = [table.column(c).to_numpy() for c in ("UserID", "Gender", "Age")]
-    if len(cols[0]) and cols[0].min() < 0:
-        raise DataError(f"{path}: negative UserID")
-    return UserProfiles(*cols)
+        while True:
+            item = out.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            if item[0] is None:
+                return
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a pending put until the thread sees ``stop``
+            with contextlib.suppress(queue.Empty):
+                out.get_nowait()
+            thread.join(0.01)
+
+
+def load_profiles(path: Path, block_size: int = 1 << 22) -> UserProfiles:
+    """Read KDD ``userid_profile.txt`` (UserID, Gender, Age; tab separated, no header).
+
+    It is a lookup table, so a bad line is fatal, naming the first one. UserIDs are non-negative
+    decimals; Gender and Age are decimal or hex tokens, hashed like every other KDD token.
+    """
+    stream, raw = _open_stream(path)
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    try:
+        with _CsvBlocks(path, stream, ("UserID", "Gender", "Age"), "\t", False, block_size) as blocks:
+            for block in blocks:
+                bad = [line for line, _ in block.skipped]
+                if block.table.num_rows:
+                    user = signed_integers(block.table.column("UserID"))
+                    codes = [
+                        decimal_or_hex_residues(block.table.column(c), AVAZU_KDD_MODULUS) for c in ("Gender", "Age")
+                    ]
+                    wrong = ~user.valid | user.empty | (user.values < 0)
+                    for code in codes:
+                        wrong |= ~code.valid | code.empty
+                    bad += block.lines[wrong].tolist()
+                    parts.append((user.values, *(code.values.astype(np.int64) for code in codes)))
+                if bad:
+                    raise DataError(
+                        f"{path}: line {min(bad)}: not a user profile line (a non-negative integer UserID, then "
+                        "Gender and Age as decimal or hex tokens, tab separated)"
+                    )
+    finally:
+        raw.close()
+    if not parts:
+        raise DataError(f"{path}: no user profiles up to line {blocks.next_line - 1}")
+    return UserProfiles(*(np.concatenate(column) for column in zip(*parts, strict=True)))
 
 
 def prepare(
@@ -213,18 +363,13 @@ def prepare(
     table_sizes = fmt.table_sizes(settings.max_table_size)
     if fmt.name == "kdd" and profile_path is None:
         raise DataError(f"{raw_path}: KDD data needs its userid_profile.txt (the dataset's 'profile')")
-    profile = load_profiles(Path(profile_path)) if fmt.name == "kdd" else None
+    profile = load_profiles(Path(profile_path), settings.block_size) if fmt.name == "kdd" else None
     teacher_prob = np.load(teacher_prob_path, mmap_mode="r") if teacher_prob_path else None
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f".tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        try:
-            meta = _stream(fmt, raw_path, tmp, settings, table_sizes, profile, teacher_prob, typed=True)
-        except _UntypedRetry:
-            log.info("%s: a number failed Arrow's conversion; re-reading as text to find the bad rows", raw_path)
-            shutil.rmtree(tmp)
-            meta = _stream(fmt, raw_path, tmp, settings, table_sizes, profile, teacher_prob, typed=False)
+        meta = _stream(fmt, raw_path, tmp, settings, table_sizes, profile, teacher_prob)
         for split in SPLITS:
             (out_dir / split).mkdir(exist_ok=True)
             for part in ("dense", "sparse", "label"):
@@ -243,11 +388,8 @@ def _stream(
     table_sizes: list[int],
     profile: UserProfiles | None,
     teacher_prob: np.ndarray | None,
-    typed: bool,
 ) -> dict:
-    """One pass over the file. ``typed``: Arrow converts integer columns while reading (fast);
-    any value it cannot convert aborts with ``_UntypedRetry`` so the caller re-reads everything as
-    bytes, where each bad row is found and reported with its line number."""
+    """One pass over the file: parse each block, report its bad rows in line order, deal the rest."""
     writers = {}
     for split in SPLITS:
         (tmp / split).mkdir(parents=True)
@@ -257,81 +399,46 @@ def _stream(
             NpyAppender(tmp / split / "label.npy", np.uint8, ()),
         )
     bad = _BadRows(raw_path, settings.max_bad_rows)
-    skipped: list[tuple[int, str]] = []
-
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        skipped.append((row.number, f"{row.actual_columns} fields, expected {row.expected_columns}"))
-        return "skip"
-
     stream, raw = _open_stream(raw_path)
     splitter = StratifiedSplitter(settings.seed)
     first_data_line = 2 if fmt.header else 1
-    next_line = first_data_line
     try:
-        reader = pacsv.open_csv(
-            stream,
-            read_options=pacsv.ReadOptions(
-                use_threads=False,
-                block_size=settings.block_size,
-                column_names=None if fmt.header else list(fmt.columns),
-            ),
-            parse_options=pacsv.ParseOptions(
-                delimiter=fmt.delimiter,
-                quote_char=False,
-                ignore_empty_lines=False,
-                invalid_row_handler=on_invalid,
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={
-                    c: pa.int64() if typed and c in fmt.integer_columns else pa.binary() for c in fmt.columns
-                },
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-        if fmt.header and tuple(reader.schema.names) != fmt.columns:
-            raise DataError(f"{raw_path}: line 1: header {reader.schema.names} does not match the {fmt.name} format")
-        for batch, skipped_rows in _batches(reader, skipped):
-            for number, why in skipped_rows:
-                bad.add(number, why)
-            if batch is None:
-                break
-            n = batch.num_rows
-            lines = np.setdiff1d(
-                np.arange(next_line, next_line + n + len(skipped_rows), dtype=np.int64),
-                np.array([number for number, _ in skipped_rows], dtype=np.int64),
-                assume_unique=True,
-            )[:n]
-            next_line += n + len(skipped_rows)
-            chunk = fmt.parse(pa.Table.from_batches([batch]), table_sizes, profile)
-            for i in np.flatnonzero(~chunk.valid):
-                reason = chunk.reason(i)
-                bad.add(int(lines[i]), f"field {reason.field}: {reason.reason}")
-            kept = np.flatnonzero(chunk.valid)
-            split_of = splitter.assign(chunk.label[kept])
-            for s, split in enumerate(SPLITS):
-                rows = kept[split_of == s]
-                w = writers[split]
-                label = chunk.label[rows]
-                w.dense.append(chunk.dense[rows])
-                w.sparse.append(chunk.sparse[rows])
-                w.label.append(label)
-                w.positives += int(label.sum())
-                if teacher_prob is not None:
-                    p = np.clip(teacher_prob[lines[rows] - first_data_line].astype(np.float64), 1e-12, 1 - 1e-12)
-                    w.bayes_loss_sum -= float(np.sum(label * np.log(p) + (1 - label) * np.log1p(-p)))
+        with _CsvBlocks(raw_path, stream, fmt.columns, fmt.delimiter, fmt.header, settings.block_size) as blocks:
+            names = blocks.reader.schema.names
+            if fmt.header and tuple(names) != fmt.columns:
+                raise DataError(f"{raw_path}: line 1: header {names} does not match the {fmt.name} format")
+            for block in blocks:
+                chunk = fmt.parse(block.table, table_sizes, profile)
+                rejected = [
+                    (int(block.lines[i]), f"field {chunk.reason(i).field}: {chunk.reason(i).reason}")
+                    for i in np.flatnonzero(~chunk.valid)
+                ]
+                for line, why in sorted(block.skipped + rejected):
+                    bad.add(line, why)
+                kept = np.flatnonzero(chunk.valid)
+                split_of = splitter.assign(chunk.label[kept])
+                for s, split in enumerate(SPLITS):
+                    rows = kept[split_of == s]
+                    w = writers[split]
+                    label = chunk.label[rows]
+                    w.dense.append(chunk.dense[rows])
+                    w.sparse.append(chunk.sparse[rows])
+                    w.label.append(label)
+                    w.positives += int(label.sum())
+                    if teacher_prob is not None:
+                        p = np.clip(
+                            teacher_prob[block.lines[rows] - first_data_line].astype(np.float64), 1e-12, 1 - 1e-12
+                        )
+                        w.bayes_loss_sum -= float(np.sum(label * np.log(p) + (1 - label) * np.log1p(-p)))
         sha256 = raw.drain()
-    except (pa.ArrowInvalid, OSError, EOFError) as exc:
-        if typed and "conversion error" in str(exc):
-            raise _UntypedRetry from exc
-        raise DataError(f"{raw_path}: unreadable after line {next_line - 1}: {exc}") from exc
     finally:
         for w in writers.values():
             w.close()
         raw.close()
     rows = {split: writers[split].label.rows for split in SPLITS}
     if sum(rows.values()) == 0:
-        raise DataError(f"{raw_path}: no usable rows ({bad.count} bad)")
+        first = "; first: " + "; ".join(bad.examples) if bad.examples else ""
+        raise DataError(f"{raw_path}: no usable rows up to line {blocks.next_line - 1} ({bad.count} bad{first})")
     meta = {
         "format": fmt.name,
         "source": str(raw_path),
