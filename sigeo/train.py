@@ -214,9 +214,16 @@ def train_loop(
                 }
             )
             log.info("step %d/%d loss %.5f lr %.3g", state.step, total_steps, loss.item(), lr)
-        if checkpointer.due() and state.step < total_steps:
+        if checkpointer.due() and state.step < total_steps and all_finite(params):
             checkpointer.save(snapshot())
     return state
+
+
+@torch.no_grad()
+def all_finite(params: list[torch.Tensor]) -> bool:
+    """Whether every weight is finite: a step can blow weights up before the loss shows it, and such
+    weights must never replace the last good checkpoint."""
+    return all(bool(torch.isfinite(p).all()) for p in params)
 
 
 @torch.no_grad()

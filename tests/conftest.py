@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -54,3 +57,19 @@ def tiny_config(demo_config: dict) -> dict:
         "correlation": {"num_subnets": 3, "proxies": ["sigeo", "zico", "params", "random"], "bootstrap": 50},
         "theory": {"widths": [2, 4, 8], "repeats": 3, "epochs": 1, "batch_size": 32},
     }  # fmt: skip
+
+
+def write_tiny_mnist(folder: Path, rng: np.random.Generator) -> None:
+    """IDX files of 4×4 uint8 images whose brightness pattern depends on the label (gzip for test)."""
+    from sigeo.study.mnist import MNIST_FILES
+
+    folder.mkdir()
+    patterns = rng.integers(0, 256, size=(10, 16))
+    for split, n in (("", 320), ("_test", 80)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = np.clip(patterns[labels] + rng.normal(0, 40, (n, 16)), 0, 255).astype(np.uint8).reshape(n, 4, 4)
+        for key, array in ((f"x{split}", images), (f"y{split}", labels)):
+            data = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+            data += array.tobytes()
+            name = MNIST_FILES[key]
+            (folder / (f"{name}.gz" if split else name)).write_bytes(gzip.compress(data) if split else data)

@@ -1,6 +1,7 @@
-"""The whole default DAG on the tiny config, twice from scratch: every output is there and parses, a
-second run has nothing to do, deleting an intermediate reruns exactly its dependents, the report holds
-every table and plot, and the two runs' tables are byte-identical (Reliability: determinism)."""
+"""The whole default DAG on the tiny config, run twice from scratch: every output is there with the
+values it should hold (theory study, correlation study, search results, plots, report), a second run
+has nothing to do, deleting an intermediate or editing the config reruns exactly what depends on it,
+and the two runs' tables are byte-identical (Reliability: determinism)."""
 
 from __future__ import annotations
 
@@ -13,22 +14,29 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, run_snakemake, tiny_config, write_config
-from test_theory_workflow import write_tiny_mnist
+from conftest import ROOT, run_snakemake, tiny_config, write_config, write_tiny_mnist
+from scipy import stats
+
+from sigeo.space.choice import Path as Architecture
+from sigeo.space.choice import get_space, sample_architecture
 
 pytestmark = pytest.mark.slow
 
-#: Wall-clock costs measured by Snakemake's benchmark files: the only columns that may differ between runs.
+#: Wall-clock costs read from Snakemake's benchmark files: the only table columns that may differ between runs.
 COST_COLUMNS = ["warmup_s", "search_s", "search_cost"]
 EXPORTED = "results/search/tiny/small/w0.5/sigeo/top/0.json"
+
+
+def config_for(workdir: Path) -> dict:
+    config = tiny_config(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))
+    config["theory"]["mnist_dir"] = str(workdir / "mnist")
+    return config
 
 
 def whole_run(workdir: Path) -> Path:
     workdir.mkdir()
     write_tiny_mnist(workdir / "mnist", np.random.default_rng(0))
-    config = tiny_config(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))
-    config["theory"]["mnist_dir"] = str(workdir / "mnist")
-    write_config(workdir, config)
+    write_config(workdir, config_for(workdir))
     run_snakemake(workdir, "--cores", "2")
     return workdir
 
@@ -41,21 +49,23 @@ def runs(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def planned(workdir: Path) -> dict[str, int]:
+    """Jobs a dry run of the default target would start, by rule."""
     out = run_snakemake(workdir, "-n", "--quiet", "rules").stdout
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", out, re.M) if m[1] != "total"}
 
 
-def test_every_output_exists_and_parses(runs):
+def test_every_table_and_plot_exists_and_parses(runs):
     workdir = runs[0]
     tables = sorted((workdir / "results/tables").glob("*.csv"))
     assert {t.stem for t in tables} >= {"theory_correlation", "correlation_tiny_small", "search_results"}
     for table in tables:
         frame = pd.read_csv(table)
         assert len(frame) > 0, table
-        assert (table.with_suffix(".md")).read_text().count("|") > len(frame), table
-        assert "\\begin{tabular}" in table.with_suffix(".tex").read_text(), table
+        assert table.with_suffix(".md").read_text().count("|") > len(frame), table
+    for name in ("theory_correlation", "correlation_tiny_small", "search_results"):
+        assert "\\begin{tabular}" in (workdir / f"results/tables/{name}.tex").read_text(), name
     plots = sorted((workdir / "results/plots").glob("*.png"))
-    assert {p.stem for p in plots} >= {
+    assert {p.stem for p in plots} == {
         "theory_scatter",
         "theory_correlation_vs_warmup",
         "correlation_vs_warmup_tiny_small",
@@ -64,12 +74,64 @@ def test_every_output_exists_and_parses(runs):
     for plot in plots:
         assert mpimg.imread(plot).shape[0] > 300, plot
         assert plot.with_suffix(".pdf").read_bytes().startswith(b"%PDF"), plot
-    best = json.loads((workdir / "results/final/tiny/small/w0.5/sigeo/best.json").read_text())
-    assert best["selected_by"] == "val logloss" and 0 < best["test"]["logloss"] < 5
     for level in ("0.0", "0.5"):
         metrics = json.loads((workdir / f"results/supernet/tiny/small/w{level}/metrics.json").read_text())
         assert metrics["device"].startswith("cpu")
-    assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(run_snakemake(workdir, "-n"))
+    best = json.loads((workdir / "results/final/tiny/small/w0.5/sigeo/best.json").read_text())
+    assert best["selected_by"] == "val logloss" and 0 < best["test"]["logloss"] < 5
+    again = run_snakemake(workdir, "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_theory_study(runs):
+    workdir = runs[0]
+    table = pd.read_csv(workdir / "results/tables/theory_correlation.csv")
+    assert list(table["level"]) == [0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0] and (table["n"] == 9).all()
+    assert table.filter(like="_spearman").notna().all().all()
+    theory_runs = pd.read_csv(workdir / "results/theory/runs.csv")
+    assert sorted(theory_runs["width"].unique()) == [2, 4, 8] and len(theory_runs) == 3 * 3 * 7
+    for width in (2, 4, 8):  # one job per width
+        assert (workdir / f"benchmarks/theory/h{width}.tsv").exists()
+    assert "fidelity check" in (workdir / "logs/theory/aggregate.log").read_text()
+    html = (workdir / "results/tables/theory_vs_readme.html").read_text()
+    assert "<table" in html and "Fidelity checks" in html and "0.71" in html
+    scatter = mpimg.imread(workdir / "results/plots/theory_scatter.png")
+    assert scatter.shape[0] > 1000 and scatter.shape[1] > 1500
+
+
+def test_correlation_study(runs):
+    workdir = runs[0]
+    for i in range(3):  # ground truth: one job per subnet
+        truth = json.loads((workdir / f"results/correlation/tiny/small/subnets/{i}/metrics.json").read_text())
+        assert 0 < truth["test"]["logloss"] < 5 and truth["steps"] == 2
+        assert (workdir / f"benchmarks/correlation/tiny/small/train_subnet/{i}.tsv").exists()
+    data = pd.read_csv(workdir / "results/correlation/tiny/small/data.csv")
+    assert sorted(data["level"].unique()) == [0.0, 0.5] and len(data) == 6
+    assert not data.loc[data["level"] == 0.0, "sigeo"].equals(
+        data.loc[data["level"] == 0.5, "sigeo"].reset_index(drop=True)
+    )
+    # the table's rank statistics are those of the real vectors, with each proxy's sign
+    table = pd.read_csv(workdir / "results/tables/correlation_tiny_small.csv")
+    assert list(table["proxy"]) == ["sigeo", "zico", "params", "random"] * 2 and (table["n"] == 3).all()
+    top = data[data["level"] == 0.5]
+    row = table.set_index(["level", "proxy"])
+    assert row.loc[(0.5, "params"), "spearman"] == pytest.approx(-stats.spearmanr(top["params"], top["test_loss"])[0])
+    assert row.loc[(0.5, "sigeo"), "kendall"] == pytest.approx(-stats.kendalltau(top["sigeo"], top["test_loss"])[0])
+    summary = (workdir / "results/tables/correlation_tiny_small_summary.md").read_text()
+    assert "Fidelity check: SiGeo's Spearman ρ at 50 %" in summary and ("PASS" in summary or "FAIL" in summary)
+    assert "fidelity check" in (workdir / "logs/correlation/tiny/small/table.log").read_text()
+    assert mpimg.imread(workdir / "results/plots/correlation_vs_warmup_tiny_small.png").shape[:2] == (630, 1125)
+
+
+def test_search_results(runs):
+    workdir = runs[0]
+    results = pd.read_csv(workdir / "results/tables/search_results.csv")
+    assert list(results["method"]) == ["SiGeo @ 50 %"]
+    assert (results["cost_unit"] == "CPU-hours").all() and (results["search_cost"] > 0).all()
+    bench = pd.read_csv(workdir / "benchmarks/warmup/tiny/small/w0.5.tsv", sep="\t")
+    assert results.loc[0, "warmup_s"] == pytest.approx(bench["s"].iloc[0])
+    assert (results["gap_to_bayes"] > 0).all()
+    assert mpimg.imread(workdir / "results/plots/tiny_logloss_vs_cost.png").shape[:2] == (780, 840)  # no paper panel
 
 
 def test_two_runs_from_scratch_give_identical_tables(runs):
@@ -80,9 +142,8 @@ def test_two_runs_from_scratch_give_identical_tables(runs):
         if name.name.startswith("search_results"):
             continue  # carries measured wall-clock costs; compared below without them
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
-    costs = [pd.read_csv(d / "results/tables/search_results.csv") for d in runs]
-    pd.testing.assert_frame_equal(costs[0].drop(columns=COST_COLUMNS), costs[1].drop(columns=COST_COLUMNS))
-    assert (costs[0]["search_cost"] > 0).all()
+    frames = [pd.read_csv(d / "results/tables/search_results.csv") for d in runs]
+    pd.testing.assert_frame_equal(frames[0].drop(columns=COST_COLUMNS), frames[1].drop(columns=COST_COLUMNS))
     for name in ("results/search/tiny/small/w0.5/sigeo/records.csv", EXPORTED):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
@@ -97,18 +158,32 @@ def test_report_holds_every_table_and_plot(runs):
         assert plot.name in report, plot.name
 
 
-def test_deleting_an_intermediate_reruns_only_its_dependents(runs):
+def test_a_lost_output_or_an_edited_intermediate_reruns_exactly_its_dependents(runs):
+    """A deleted final output is remade from what exists; an intermediate whose content changes (a hand-edited
+    exported architecture) reruns everything downstream of it and nothing else. Snakemake >= 9.18 compares
+    input checksums, so an intermediate that is deleted or only touched while its dependents are up to date
+    reruns nothing."""
     workdir = runs[1]
-    before = (workdir / EXPORTED).read_bytes()
-    (workdir / EXPORTED).unlink()
-    assert planned(workdir) == {
-        "export": 1,
-        "train_final": 1,
-        "select_best": 1,
-        "search_results": 1,
-        "search_plot": 1,
-        "all": 1,
-    }
+    best = workdir / "results/final/tiny/small/w0.5/sigeo/best.json"
+    best.unlink()
+    assert planned(workdir) == {"select_best": 1, "search_results": 1, "search_plot": 1, "all": 1}
+
+    exported = workdir / EXPORTED
+    other = sample_architecture(np.random.default_rng(1), get_space("small"), num_blocks=2)
+    assert other.hash() != Architecture.load(exported).hash()
+    exported.write_text(json.dumps(other.to_dict(score=0.0), indent=2))
+    assert planned(workdir) == {"train_final": 1, "select_best": 1, "search_results": 1, "search_plot": 1, "all": 1}
     run_snakemake(workdir, "--cores", "2")
-    assert (workdir / EXPORTED).read_bytes() == before
+    final = json.loads((workdir / "results/final/tiny/small/w0.5/sigeo/0/metrics.json").read_text())
+    assert final["arch_hash"] == other.hash() and json.loads(best.read_text())["arch"] == other.to_dict(score=0.0)
     assert planned(workdir) == {}
+
+
+def test_a_new_proxy_and_one_more_subnet_rerun_only_what_they_change(runs):
+    """A new proxy rescores every level and one more subnet adds one training; trained subnets stay."""
+    workdir = runs[1]
+    config = config_for(workdir)
+    config["correlation"]["proxies"].append("flops")
+    config["correlation"]["num_subnets"] = 4
+    write_config(workdir, config)
+    assert planned(workdir) == {"train_subnet": 1, "score_subnets": 2, "correlation_table": 1, "all": 1}

@@ -24,25 +24,26 @@ FINAL = "results/final/tiny/small/w1.0/sigeo/0/metrics.json"
 
 
 def resume_config() -> dict:
-    """Small enough for seconds per job, long enough to be killed mid-run; a checkpoint every step."""
+    """Small enough for seconds per job, long enough to be killed mid-run; a checkpoint every 0.3 s."""
     return {
         "seed": 5,
         "datasets": {
             "tiny": {
                 "format": "criteo",
                 "source": "synthetic",
-                "synthetic": {"rows": 12000, "seed": 2, "max_vocab": 30},
+                "synthetic": {"rows": 8000, "seed": 2, "max_vocab": 30},
                 "max_table_size": 60,
             }
         },
         "num_blocks": 3,
         "warmup_levels": [1.0],
-        "warmup": {"batch_size": 32, "lr": 0.01, "full_path_steps": 10, "eval_rows": 500, "checkpoint_minutes": 1e-5},
+        "warmup": {"batch_size": 32, "lr": 0.01, "full_path_steps": 10, "eval_rows": 500, "checkpoint_minutes": 0.005,
+                   "log_every": 10},
         "proxies": ["sigeo"],
         "proxy": {"probe_batch_size": 64},
-        "search": {"init_population": 30, "sample_size": 4, "n_childs": 5, "n_generations": 6, "top_k": 1},
-        "final": {"batch_size": 32, "lr": 0.01, "eval_batch_size": 2048, "checkpoint_minutes": 1e-5},
-    }
+        "search": {"init_population": 16, "sample_size": 4, "n_childs": 4, "n_generations": 3, "top_k": 1},
+        "final": {"batch_size": 32, "lr": 0.01, "eval_batch_size": 2048, "checkpoint_minutes": 0.005, "log_every": 10},
+    }  # fmt: skip
 
 
 def start(workdir: Path, target: str) -> subprocess.Popen:
@@ -59,6 +60,12 @@ def kill_when(proc: subprocess.Popen, ready, timeout_s: float = 300) -> None:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def logged_step(log: Path) -> int:
+    """The last ``step k/n`` a training job has logged (0 before the first)."""
+    steps = re.findall(r"step (\d+)/\d+", log.read_text()) if log.exists() else []
+    return int(steps[-1]) if steps else 0
 
 
 def rerun(workdir: Path, target: str) -> None:
@@ -81,11 +88,11 @@ def test_kill_and_resume_each_long_job(tmp_path):
     run_snakemake(whole, "--cores", "2", FINAL)
 
     # warm-up: killed after a few checkpoints
-    checkpoint = killed / "results/supernet/tiny/small/w1.0/resume.pt"
+    log, checkpoint = killed / "logs/warmup/tiny/small/w1.0.log", killed / "results/supernet/tiny/small/w1.0/resume.pt"
     proc = start(killed, SUPERNET)
-    kill_when(proc, lambda: checkpoint.exists() and time.sleep(1.0) is None)
+    kill_when(proc, lambda: logged_step(log) >= 30 and checkpoint.exists())
     rerun(killed, SUPERNET)
-    resumed_step(killed / "logs/warmup/tiny/small/w1.0.log")
+    resumed_step(log)
     a = torch.load(whole / SUPERNET, weights_only=True)
     b = torch.load(killed / SUPERNET, weights_only=True)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -101,11 +108,14 @@ def test_kill_and_resume_each_long_job(tmp_path):
     assert (whole / RECORDS).read_bytes() == (killed / RECORDS).read_bytes()  # records carry no timings
 
     # final training of the top architecture
-    checkpoint = killed / "results/final/tiny/small/w1.0/sigeo/0/resume.pt"
+    log, checkpoint = (
+        killed / "logs/train_final/tiny/small/w1.0/sigeo/0.log",
+        killed / f"{Path(FINAL).parent}/resume.pt",
+    )
     proc = start(killed, FINAL)
-    kill_when(proc, lambda: checkpoint.exists() and time.sleep(1.0) is None)
+    kill_when(proc, lambda: logged_step(log) >= 30 and checkpoint.exists())
     rerun(killed, FINAL)
-    resumed_step(killed / "logs/train_final/tiny/small/w1.0/sigeo/0.log")
+    resumed_step(log)
     m_whole, m_killed = (json.loads((d / FINAL).read_text()) for d in (whole, killed))
     for key in ("val", "test", "steps", "rows", "params", "flops_per_sample", "arch_hash"):
         assert m_whole[key] == m_killed[key], key

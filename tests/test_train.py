@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -127,9 +128,15 @@ def test_killed_warmup_resumes_to_identical_weights(tiny_data, tmp_path):
     assert not (out / "resume.pt").exists()
 
 
-def test_divergence_stops_with_step_and_lr(tiny_data, tmp_path):
-    with pytest.raises(TrainingDiverged, match=r"at step \d+ \(lr "):
-        warm_up(tiny_data, "small", 1.0, warm_settings(lr=1e6, use_layernorm=False), tmp_path, CPU)
+def test_divergence_stops_with_step_and_lr_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path):
+    settings = warm_settings(lr=1e6, use_layernorm=False, checkpoint_minutes=1e-9)
+    with pytest.raises(TrainingDiverged, match=r"at step (\d+) \(lr ") as failure:
+        warm_up(tiny_data, "small", 1.0, settings, tmp_path, CPU)
+    diverged_at = int(re.search(r"at step (\d+)", str(failure.value)).group(1))
+    kept = torch.load(tmp_path / "resume.pt", weights_only=True)
+    assert 0 < kept["loop"]["step"] <= diverged_at
+    assert all(torch.isfinite(t).all() for t in kept["model"].values())
+    assert not (tmp_path / "supernet.pt").exists()
 
 
 def test_final_training_and_selection_on_validation(tiny_data, tmp_path):
