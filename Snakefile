@@ -31,6 +31,19 @@ include: "rules/correlation.smk"
 include: "rules/report.smk"
 
 
+# Seconds-long bookkeeping and downloads (compute nodes often have no internet) run where Snakemake
+# runs instead of waiting in a cluster queue.
+localrules:
+    all,
+    download,
+    export,
+    select_best,
+    correlation_table,
+    search_results,
+    search_plot,
+    theory_aggregate,
+
+
 rule all:
     default_target: True
     input:

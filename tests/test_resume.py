@@ -31,7 +31,7 @@ def resume_config() -> dict:
             "tiny": {
                 "format": "criteo",
                 "source": "synthetic",
-                "synthetic": {"rows": 8000, "seed": 2, "max_vocab": 30},
+                "synthetic": {"rows": 6000, "seed": 2, "max_vocab": 30},
                 "max_table_size": 60,
             }
         },

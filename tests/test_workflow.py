@@ -57,21 +57,3 @@ def test_data_stage_runs_and_is_then_up_to_date(tmp_path, demo_config):
     assert "prepared" in (tmp_path / "logs/prepare/tiny.log").read_text()
     again = run_snakemake(tmp_path, "--cores", "2", "results/data/tiny/meta.json")
     assert "Nothing to be done" in again.stdout + again.stderr
-
-
-def test_warmup_rule_runs_on_cpu_when_no_gpu_is_visible(tmp_path, demo_config):
-    """With ``CUDA_VISIBLE_DEVICES=""`` the warm-up rule (a GPU rule) trains on the CPU and says so."""
-    config = tiny_config(demo_config)
-    config["datasets"]["tiny"].update(synthetic={"rows": 1500, "seed": 1, "max_vocab": 50}, max_table_size=50)
-    config["num_blocks"] = 2
-    config["warmup_levels"] = [0.0, 1.0]
-    config["search"]["levels"] = [1.0]
-    config["warmup"].update(batch_size=128, eval_rows=256, eval_batch_size=256, full_path_steps=0, log_every=5)
-    write_config(tmp_path, config)
-    targets = [f"results/supernet/tiny/small/w{level}/metrics.json" for level in ("0.0", "1.0")]
-    run_snakemake(tmp_path, *targets, "--cores", "2", "--set-threads", "warmup=1", env={"CUDA_VISIBLE_DEVICES": ""})
-    train_rows = json.loads((tmp_path / "results/data/tiny/meta.json").read_text())["rows"]["train"]
-    for level, steps in (("0.0", 0), ("1.0", train_rows // 128)):
-        metrics = json.loads((tmp_path / f"results/supernet/tiny/small/w{level}/metrics.json").read_text())
-        assert metrics["device"].startswith("cpu") and metrics["steps"] == steps
-        assert "running on CPU" in (tmp_path / f"logs/warmup/tiny/small/w{level}.log").read_text()
