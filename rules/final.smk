@@ -9,6 +9,7 @@ rule train_final:
         "logs/train_final/{dataset}/{space}/w{level}/{proxy}/{rank}.log",
     benchmark:
         "benchmarks/train_final/{dataset}/{space}/w{level}/{proxy}/{rank}.tsv"
+    priority: 1
     conda:
         "../envs/cpu.yaml"
     threads: 1
@@ -38,6 +39,7 @@ rule select_best:
         "logs/select_best/{dataset}/{space}/w{level}/{proxy}.log",
     benchmark:
         "benchmarks/select_best/{dataset}/{space}/w{level}/{proxy}.tsv"
+    priority: 1
     conda:
         "../envs/cpu.yaml"
     threads: 1

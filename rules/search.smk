@@ -8,6 +8,7 @@ rule search:
         "logs/search/{dataset}/{space}/w{level}/{proxy}.log",
     benchmark:
         "benchmarks/search/{dataset}/{space}/w{level}/{proxy}.tsv"
+    priority: 1
     conda:
         "../envs/cpu.yaml"
     threads: 2
@@ -33,6 +34,7 @@ rule export:
         "logs/export/{dataset}/{space}/w{level}/{proxy}.log",
     benchmark:
         "benchmarks/export/{dataset}/{space}/w{level}/{proxy}.tsv"
+    priority: 1
     conda:
         "../envs/cpu.yaml"
     threads: 1

@@ -9,6 +9,7 @@ rule warmup:
         "logs/warmup/{dataset}/{space}/w{level}.log",
     benchmark:
         "benchmarks/warmup/{dataset}/{space}/w{level}.tsv"
+    priority: 1
     conda:
         "../envs/cpu.yaml"
     threads: 2
