@@ -36,6 +36,17 @@ def write_config(workdir: Path, config: dict) -> Path:
 
 
 @pytest.fixture
+def one_thread():
+    """For tests of tiny models: a second thread only adds synchronisation (and stalls on a busy machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def demo_config() -> dict:
     return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 

@@ -21,13 +21,7 @@ LEVELS = (0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
 PROBE = ProbeSettings(zico_coef=1, fr_coef=1, loss_coef=0, sigeo_mode="fixed", seed=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matrices: extra threads only add synchronisation (seconds on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
