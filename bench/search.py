@@ -7,13 +7,16 @@
 2. One-shot scoring per candidate at reduced settings (50 fine-tuning steps of 512, 5 val batches of
    8,192) and at the paper's (500 / 150).
 3. A SiGeo regularized evolution with the paper's sizes (128 + 240 × 8 = 2,048 candidates) on the
-   default config's demo data and settings: the first ``--ea-candidates`` are timed and the whole
-   run projected from them (``--ea-candidates 2048`` runs it all).
+   default config's demo data and settings, scored as the search rule does (one single-threaded
+   worker per thread): the first ``--ea-candidates`` are timed and the whole run projected from them
+   (``--ea-candidates 2048`` runs it all). The baseline, measured first in the same run, scores the
+   first ``--ea-baseline`` candidates one at a time on every thread (the search's previous way).
 
 Data for 1–2 are random prepared arrays written under --workdir (uniform ids: every probe row is a
 distinct embedding row, the worst case for memory); 3 generates the demo data set as the workflow does.
 
-    python bench/search.py [--candidates 20] [--ea-candidates 256] [--paper-oneshot 1] [--workdir /tmp/sigeo-bench]
+    python bench/search.py [--candidates 20] [--ea-candidates 256] [--ea-baseline 128] [--paper-oneshot 1]
+                           [--workdir /tmp/sigeo-bench]
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
+import threading
 import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -35,7 +40,7 @@ from sigeo.config import ROOT, load_config
 from sigeo.data.formats import CRITEO_TABLE_SIZES, get_format
 from sigeo.data.store import Dataset
 from sigeo.proxies import ProbeSettings, score
-from sigeo.search import CandidateScorer, ProbeData, RecordLog, SearchSettings, run_search
+from sigeo.search import CandidateScorer, ProbeData, RecordLog, SearchSettings, run_search, scoring_workers
 from sigeo.space.choice import SMALL, get_space, sample_architecture
 from sigeo.space.supernet import SuperNet
 
@@ -191,7 +196,30 @@ class Enough(Exception):
     pass
 
 
-def bench_ea(workdir: Path, n: int) -> None:
+def timed_ea(scorer_fn, space_name: str, num_blocks: int, settings: SearchSettings, out: Path, limit: int,
+             workers: int) -> tuple[float, list[float]]:  # fmt: skip
+    """Run the SiGeo EA until ``limit`` candidates are scored; seconds in all and each score's finish time."""
+    lock, stamps = threading.Lock(), []
+    start = time.perf_counter()
+
+    def limited(arch):
+        with lock:
+            if len(stamps) >= limit:
+                raise Enough
+            stamps.append(math.inf)
+            slot = len(stamps) - 1
+        scores = scorer_fn(arch)
+        stamps[slot] = time.perf_counter() - start
+        return scores
+
+    for stale in (out, out.with_name("records.partial.csv")):
+        stale.unlink(missing_ok=True)
+    with suppress(Enough):
+        run_search(limited, space_name, num_blocks, "sigeo", settings, RecordLog(out), workers)
+    return time.perf_counter() - start, [t for t in stamps if math.isfinite(t)]
+
+
+def bench_ea(workdir: Path, n: int, baseline_n: int, threads: int) -> None:
     from sigeo.data.prepare import PrepareSettings, prepare
     from sigeo.data.synthetic import SyntheticSpec, generate
     from sigeo.warmup import WarmupSettings, build_supernet
@@ -212,38 +240,41 @@ def bench_ea(workdir: Path, n: int) -> None:
     paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())["search"]
     ea_keys = ("init_population", "sample_size", "n_childs", "n_generations")
     settings = SearchSettings.from_config({**config, "search": {**config["search"], **{k: paper[k] for k in ea_keys}}})
-    calls = [0]
-
-    def limited(arch):
-        if calls[0] == n:
-            raise Enough
-        calls[0] += 1
-        return scorer.score(arch)
-
-    out = workdir / "ea" / "records.csv"
-    for stale in (out, out.with_name("records.partial.csv")):
-        stale.unlink(missing_ok=True)
-    start = time.perf_counter()
-    with suppress(Enough):
-        run_search(limited, space.name, config["num_blocks"], "sigeo", settings, RecordLog(out))
-    seconds = time.perf_counter() - start
-    with open(out.with_name("records.partial.csv"), newline="") as fh:
+    total, init = settings.evaluations, settings.init_population
+    print(f"SiGeo EA, paper EA sizes on the demo data ({dataset.num_sparse} tables, {sum(dataset.table_sizes):,} "
+          f"rows): {init} + {settings.n_generations} x {settings.n_childs} = {total:,} candidates",
+          flush=True)  # fmt: skip
+    baseline_s = None
+    if baseline_n:
+        torch.set_num_threads(threads)  # the previous way: one candidate at a time, on every thread
+        seconds, _ = timed_ea(scorer.score, space.name, config["num_blocks"], settings, workdir / "ea-baseline" /
+                              "records.csv", baseline_n, workers=1)  # fmt: skip
+        baseline_s = seconds / baseline_n
+        print(f"  baseline, 1 candidate at a time on {threads} threads: {baseline_s:.3f} s per candidate over the "
+              f"first {baseline_n}", flush=True)  # fmt: skip
+    with scoring_workers(torch.device("cpu")) as workers:
+        seconds, stamps = timed_ea(scorer.score, space.name, config["num_blocks"], settings,
+                                   workdir / "ea" / "records.csv", n, workers)  # fmt: skip
+    if baseline_s is not None and len(stamps) >= baseline_n:
+        first = sorted(stamps)[baseline_n - 1] / baseline_n
+        print(f"  {workers} workers x 1 thread: {first:.3f} s per candidate over the same first {baseline_n}: "
+              f"{baseline_s / first:.2f}x the baseline", flush=True)  # fmt: skip
+    scored = len(stamps)
+    what = "measured" if scored >= total else f"projected from the first {scored} candidates"
+    print(f"  {workers} workers x 1 thread: {scored} candidates in {seconds / 60:.1f} min, {seconds / scored:.3f} s "
+          f"per candidate; the whole search {seconds / scored * total / 60:.1f} min ({what}; "
+          "target <= 30 min)")  # fmt: skip
+    with open(workdir / "ea" / "records.partial.csv", newline="") as fh:
         flops = [float(row["flops"]) for row in csv.DictReader(fh)]
-    first, last = np.mean(flops[: settings.init_population]), np.mean(flops[-settings.init_population :])
-    total = settings.evaluations
-    what = "measured" if n >= total else f"projected from the first {n} candidates"
-    print(f"SiGeo EA, paper EA on the demo data ({dataset.num_sparse} tables, {sum(dataset.table_sizes):,} rows), "
-          f"{settings.init_population} + {settings.n_generations} x {settings.n_childs} = {total:,} candidates: "
-          f"{seconds / calls[0]:.3f} s per candidate, {seconds / calls[0] * total / 60:.1f} min for the whole "
-          f"search ({what}; target <= 30 min)", flush=True)  # fmt: skip
-    print(f"  mean MFLOPs/sample: {first / 1e6:.2f} in the initial population, {last / 1e6:.2f} in the last "
-          f"{min(len(flops), settings.init_population)} candidates timed")  # fmt: skip
+    print(f"  mean MFLOPs/sample: {np.mean(flops[:init]) / 1e6:.2f} in the initial population, "
+          f"{np.mean(flops[-init:]) / 1e6:.2f} in the last {min(len(flops), init)} candidates scored")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--candidates", type=int, default=20, help="random candidates timed for SiGeo")
     parser.add_argument("--ea-candidates", type=int, default=256, help="EA candidates timed (2048 = all)")
+    parser.add_argument("--ea-baseline", type=int, default=128, help="EA candidates timed the previous way")
     parser.add_argument("--paper-oneshot", type=int, default=1, help="candidates at the paper's one-shot setting")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/sigeo-bench"))
@@ -255,7 +286,7 @@ def main() -> None:
     if args.only in (None, "sigeo"):
         bench_sigeo(args.workdir, args.candidates, args.paper_oneshot)
     if args.only in (None, "ea"):
-        bench_ea(args.workdir, args.ea_candidates)
+        bench_ea(args.workdir, args.ea_candidates, args.ea_baseline, args.threads)
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 

@@ -52,5 +52,8 @@ def test_a_checkpoint_killed_mid_write_is_never_loaded(tmp_path):
     proc = subprocess.run([sys.executable, "-c", KILLED_MID_SAVE, str(path)], capture_output=True)
     assert proc.returncode == -9
     assert len(list(tmp_path.glob(".resume.pt.*.tmp.pt"))) == 1  # the half-written file, under its temporary name
-    state = Checkpointer(path, every_s=0.0).load()
+    checkpointer = Checkpointer(path, every_s=0.0)
+    state = checkpointer.load()
     assert int(state["step"]) == 1 and torch.equal(state["weights"], torch.ones(1000))
+    checkpointer.save({"step": torch.tensor(2)})  # the next write of the same file clears the leftover
+    assert [p.name for p in tmp_path.iterdir()] == ["resume.pt"] and int(checkpointer.load()["step"]) == 2

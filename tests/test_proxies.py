@@ -67,7 +67,7 @@ def context(probe: ProbeSettings | None = None, **kwargs) -> ProbeContext:
 def test_gradient_record_holds_the_hand_computed_gradients():
     record = context().gradients()
     assert record.names == ("weight", "bias") and record.sizes == (2, 1)
-    assert record.flat.dtype == torch.float64
+    assert record.flat.dtype == record.theta_flat.dtype == torch.float32  # the gradients' own dtype: exact
     assert record.grads["weight"].tolist() == [[1, 0], [0, -1], [-3, -3]]
     assert record.grads["bias"].tolist() == [[1], [-1], [-3]]
     assert record.theta["weight"].tolist() == [1, -1] and record.theta["bias"].tolist() == [0.5]
@@ -115,8 +115,8 @@ def test_faithful_sigeo_with_optimizer_steps_and_head_only_parameters():
     scores = score(["sigeo"], ctx)
     record = ctx.gradients()
     assert record.names == ("weight",)
-    torch.testing.assert_close(record.flat, torch.tensor([[1, 0], [0, -1.2], [-2.92, -2.92]], dtype=torch.float64))
-    torch.testing.assert_close(record.theta_flat, torch.tensor([1.192, -0.588], dtype=torch.float64))
+    torch.testing.assert_close(record.flat, torch.tensor([[1, 0], [0, -1.2], [-2.92, -2.92]]))
+    torch.testing.assert_close(record.theta_flat, torch.tensor([1.192, -0.588]))
     assert scores["loss"] == pytest.approx(1.46**2, rel=1e-6)
     assert scores["zico"] == pytest.approx(math.log(3.92 / 3 / math.sqrt(4.1488)), rel=1e-6)
     assert scores["fisher_rao"] == pytest.approx(math.log(0.13392), rel=1e-5)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import csv
 import json
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -88,18 +90,21 @@ def test_mutation_count_follows_the_reference_schedule():
 def test_each_child_gets_the_generations_mutation_count(tmp_path, monkeypatch):
     """The paper's EA sizes (128 + 240 × 8 = 2,048 candidates) with a free scorer: every child is its parent
     after m(g) mutations, or a multiple of m(g) when it had to be mutated again to be new."""
-    calls = [0]
     real_mutate = sigeo.search.mutate
+    chain_length: dict[int, int] = {}  # id of a mutation's result -> mutations since the scored parent
+    made, scored = [], set()  # results kept alive so that ids stay unique; ids of scored candidates
 
     def counting_mutate(rng, arch):
-        calls[0] += 1
-        return real_mutate(rng, arch)
+        out = real_mutate(rng, arch)
+        chain_length[id(out)] = 1 if id(arch) in scored else chain_length[id(arch)] + 1
+        made.append(out)
+        return out
 
-    per_child: list[tuple[int, int]] = []
+    per_child: list[int] = []
 
     def scorer(arch):
-        per_child.append(calls[0])
-        calls[0] = 0
+        per_child.append(chain_length.get(id(arch), 0))
+        scored.add(id(arch))
         return {"random": float(int(arch.hash()[-40:], 8) % 1000)}
 
     monkeypatch.setattr(sigeo.search, "mutate", counting_mutate)
@@ -158,11 +163,14 @@ def run_rule(tiny_dataset: Path, config: dict, out: Path, proxy: str = "sigeo") 
     return out.read_bytes()
 
 
-def test_same_config_gives_byte_identical_records_and_a_resume_replays_them(tiny_dataset, tmp_path, demo_config,
-                                                                           monkeypatch):  # fmt: skip
+def test_same_config_gives_byte_identical_records_whatever_the_workers_and_a_resume_replays_them(
+    tiny_dataset, tmp_path, demo_config, monkeypatch
+):
     config = search_config(demo_config)
-    first = run_rule(tiny_dataset, config, tmp_path / "a" / "records.csv")
+    first = run_rule(tiny_dataset, config, tmp_path / "a" / "records.csv")  # 1 thread: 1 worker
+    torch.set_num_threads(3)  # 3 single-threaded workers (the one_thread fixture restores the count)
     assert run_rule(tiny_dataset, config, tmp_path / "b" / "records.csv") == first
+    assert torch.get_num_threads() == 3
     lines = first.decode().splitlines(keepends=True)
     assert len(lines) == 1 + 12 and lines[0].startswith("index,generation,hash,arch,sigeo,zico,fisher_rao,loss,params")
     # a kill after 5 candidates, halfway through writing the 6th line
@@ -175,6 +183,21 @@ def test_same_config_gives_byte_identical_records_and_a_resume_replays_them(tiny
     assert run_rule(tiny_dataset, config, out) == first
     assert len(scored) == 12 - 5
     assert not (out.parent / "records.partial.csv").exists()
+
+
+def test_every_proxy_scores_the_same_in_concurrent_workers(tiny_dataset):
+    """Workers share one supernet and the probe batches: no proxy may let one candidate disturb another."""
+    from sigeo.data.store import Dataset
+
+    names = sorted(PROXIES)
+    scorer = CandidateScorer(supernet(), Dataset.open(tiny_dataset), names, probe_settings(), DATA, CPU)
+    rng = np.random.default_rng(4)
+    archs = [sample_architecture(rng, SMALL, 2) for _ in range(6)]
+    alone = [scorer.score(arch) for arch in archs]
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(scorer.score, archs))
+    assert together == alone or pd.DataFrame(together).equals(pd.DataFrame(alone))  # NaN == NaN in .equals
+    assert {"sigeo", "synflow", "jacob_cov", "naswot", "oneshot"} <= set(alone[0])
 
 
 def test_a_broken_candidate_ranks_last_and_the_search_goes_on(tiny_dataset, tmp_path, monkeypatch):
@@ -249,9 +272,9 @@ def test_fixed_and_faithful_sigeo_differ_where_the_reference_does(tiny_dataset):
     assert "stem.embedding.weight" in record.names and "blocks.1.efc.weight" in record.names
     for name, theta in record.theta.items():
         region = ctx.model.regions[name]
-        assert torch.equal(theta, region.select(region.param.detach()).double())
-    flat = record.flat.numpy()
-    inner = record.theta_flat.numpy() @ flat.sum(0)
+        assert torch.equal(theta, region.select(region.param.detach()))
+    flat = record.flat.double().numpy()  # the float32 gradients, exactly; the maths in float64
+    inner = record.theta_flat.double().numpy() @ flat.sum(0)
     scores = fixed.score(arch)
     assert scores["zico"] == pytest.approx(full_zico(flat, record.sizes), rel=1e-9)
     assert scores["fisher_rao"] == pytest.approx(math.log(abs(inner) + 1e-10), rel=1e-9)
@@ -260,19 +283,21 @@ def test_fixed_and_faithful_sigeo_differ_where_the_reference_does(tiny_dataset):
     fctx = faithful.context(arch)
     frecord = fctx.gradients()
     assert frecord.names == ("head.weight", "head.bias")
-    head_rows = np.concatenate([record.grads["head.weight"].numpy(), record.grads["head.bias"].numpy()], axis=1)
+    grads = {name: g.double().numpy() for name, g in record.grads.items()}
+    head_rows = np.concatenate([grads["head.weight"], grads["head.bias"]], axis=1)
     clip = min(1.0, 5.0 / (np.linalg.norm(head_rows[0]) + 1e-6))
-    np.testing.assert_allclose(frecord.flat.numpy()[0], head_rows[0] * clip, rtol=1e-5, atol=1e-9)
-    theta = np.concatenate([record.theta["head.weight"].numpy(), record.theta["head.bias"].numpy()])
+    np.testing.assert_allclose(frecord.flat.double().numpy()[0], head_rows[0] * clip, rtol=1e-5, atol=1e-9)
+    theta = np.concatenate([record.theta["head.weight"].double().numpy(), record.theta["head.bias"].double().numpy()])
     accumulated = np.zeros_like(theta)
-    for lr, g in zip([1e-8, 1e-8, 1e-8 + (0.04 - 1e-8) / 50, 1e-8 + 2 * (0.04 - 1e-8) / 50], frecord.flat.numpy(),
+    fflat = frecord.flat.double().numpy()
+    for lr, g in zip([1e-8, 1e-8, 1e-8 + (0.04 - 1e-8) / 50, 1e-8 + 2 * (0.04 - 1e-8) / 50], fflat,
                      strict=True):  # fmt: skip
         accumulated += g * g
         theta = theta - lr * g / (np.sqrt(accumulated) + 1e-2)
-    np.testing.assert_allclose(frecord.theta_flat.numpy(), theta, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(frecord.theta_flat.double().numpy(), theta, rtol=1e-6, atol=1e-9)
     fscores = faithful.score(arch)
-    assert fscores["zico"] == pytest.approx(first_element_zico(frecord.flat.numpy(), frecord.sizes), rel=1e-6)
-    finner = frecord.theta_flat.numpy() @ frecord.flat.numpy().sum(0)
+    assert fscores["zico"] == pytest.approx(first_element_zico(fflat, frecord.sizes), rel=1e-6)
+    finner = frecord.theta_flat.double().numpy() @ fflat.sum(0)
     assert fscores["fisher_rao"] == pytest.approx(math.log(abs(finner) + 1e-10), rel=1e-6)
     assert frecord.losses[0] == pytest.approx(record.losses[0], rel=1e-6)  # before any step
     assert fscores["loss"] == frecord.losses[3] != pytest.approx(record.losses[3], rel=1e-4)  # after three

@@ -13,4 +13,4 @@ from .registry import register
 
 @register("fisher", higher_is_better=True)
 def fisher(ctx: ProbeContext) -> dict[str, float]:
-    return {"fisher": float(ctx.gradients().flat.square().mean(0).sum())}
+    return {"fisher": float(ctx.gradients().flat.double().square().mean(0).sum())}

@@ -11,5 +11,5 @@ from .registry import register
 @register("grad_norm", higher_is_better=True)
 def grad_norm(ctx: ProbeContext) -> dict[str, float]:
     record = ctx.gradients()
-    norms = torch.stack([g.norm(dim=1) for g in record.grads.values()])  # [P, E]
+    norms = torch.stack([g.double().norm(dim=1) for g in record.grads.values()])  # [P, E]
     return {"grad_norm": float(norms.sum(0).mean())}

@@ -9,4 +9,4 @@ from .registry import register
 @register("snip", higher_is_better=True)
 def snip(ctx: ProbeContext) -> dict[str, float]:
     record = ctx.gradients()
-    return {"snip": float((record.theta_flat * record.flat.mean(0)).abs().sum())}
+    return {"snip": float((record.theta_flat.double() * record.flat.double().mean(0)).abs().sum())}

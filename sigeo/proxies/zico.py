@@ -25,7 +25,7 @@ def zico_value(moments: GradientMoments, first_only: bool = False) -> float:
                 ratios.append(m[first] / s[first])
         ratio = torch.stack(ratios) if ratios else mu.new_zeros(0)
         return float(torch.log(ratio[ratio != 0]).sum())
-    ratios = moments.per_parameter_sum(torch.where(varying, mu / sigma, 0.0))
+    ratios = moments.per_parameter_sum(torch.div(mu, sigma).masked_fill_(~varying, 0.0))
     counted = torch.stack([v.any() for v in varying.split(moments.sizes)])
     return float(torch.log(ratios[counted]).sum())
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
 from .choice import Block, Path, SearchSpace
 from .ops import ATTN_HEADS, EMBED_DIM, INTERACT_ROWS, Stem, dp_rows, fm_vector, init_weights, pairwise_dots
@@ -152,12 +151,6 @@ def _take(param: nn.Parameter, rows: Rows | None = None, cols: Sequence[Segment]
         usage.regions[id(param)] = region
     own = _OWN.get()
     return region.take(param) if own is None else own.read(region)
-
-
-def _call(module: nn.Module, *args: torch.Tensor, **kwargs: object) -> torch.Tensor:
-    """Run a small module that a subnet uses whole (attention), on the candidate's copies if there is one."""
-    weights = {name: _take(p) for name, p in module.named_parameters()}
-    return module(*args, **kwargs) if _OWN.get() is None else functional_call(module, weights, args, kwargs)
 
 
 def _relu(x: torch.Tensor) -> torch.Tensor:
@@ -351,10 +344,26 @@ class SuperBlock(nn.Module):
         if op == "attn":  # attention runs rows first, [B, rows, E]
             y = layer_norm(seg_linear(s, self.attn_rows, segs, n), self.attn_rows_ln).transpose(1, 2)
             y = self._mask_rows(y, block.sparse_dim) if n != block.sparse_dim else y
-            h = _call(self.attn_ln1, y + _call(self.attn, y, y, y, need_weights=False)[0])
-            out = _call(self.attn_ln2, h + _call(self.attn_ffn2, _relu(_call(self.attn_ffn1, h))))
+            out = self._attention(y)
             return (self._mask_rows(out, block.sparse_dim) if n != block.sparse_dim else out).transpose(1, 2)
         raise ValueError(f"{op!r} is not a sparse operator")
+
+    def _attention(self, y: torch.Tensor) -> torch.Tensor:
+        """The transformer layer on [B, rows, E], in functional ops on ``_take``-n weights.
+
+        Written out rather than calling the modules with swapped-in weights, so that candidates scored
+        concurrently in threads never swap parameters of a module they share.
+        """
+        attn, rows_first = self.attn, y.transpose(0, 1)
+        mixed = F.multi_head_attention_forward(
+            *(rows_first,) * 3, EMBED_DIM, ATTN_HEADS, _take(attn.in_proj_weight), _take(attn.in_proj_bias),
+            None, None, False, 0.0, _take(attn.out_proj.weight), _take(attn.out_proj.bias),
+            training=False, need_weights=False,
+        )[0].transpose(0, 1)  # fmt: skip
+        h = layer_norm(y + mixed, self.attn_ln1)
+        ffn = F.linear(_relu(F.linear(h, _take(self.attn_ffn1.weight), _take(self.attn_ffn1.bias))),
+                       _take(self.attn_ffn2.weight), _take(self.attn_ffn2.bias))  # fmt: skip
+        return layer_norm(h + ffn, self.attn_ln2)
 
 
 class SuperNet(nn.Module):

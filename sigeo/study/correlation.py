@@ -17,6 +17,7 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -166,7 +167,7 @@ def score_subnets(
     device: torch.device,
 ) -> pd.DataFrame:
     """Score every architecture with every proxy inside one supernet (loaded once); one CSV row each."""
-    from ..search import CandidateScorer, ProbeData
+    from ..search import CandidateScorer, ProbeData, scoring_workers
     from ..warmup import WarmupSettings, build_supernet
 
     dataset = Dataset.open(dataset_dir)
@@ -176,12 +177,16 @@ def score_subnets(
     scorer = CandidateScorer(
         supernet, dataset, list(proxies), ProbeSettings.from_config(config), ProbeData.from_config(config), device
     )
-    rows = []
-    for index, arch in enumerate(archs):
+
+    def timed(arch: Architecture) -> tuple[dict[str, float], float]:
         started = time.perf_counter()
-        scores = scorer.score(arch)
-        rows.append({"subnet": index, "hash": arch.hash(), **scores, "seconds": time.perf_counter() - started})
-        log.info("subnet %d/%d scored in %.2f s", index + 1, len(archs), rows[-1]["seconds"])
+        return scorer.score(arch), time.perf_counter() - started
+
+    rows = []
+    with scoring_workers(device) as workers, ThreadPoolExecutor(workers) as pool:
+        for index, (arch, (scores, seconds)) in enumerate(zip(archs, pool.map(timed, archs), strict=True)):
+            rows.append({"subnet": index, "hash": arch.hash(), **scores, "seconds": seconds})
+            log.info("subnet %d/%d scored in %.2f s", index + 1, len(archs), seconds)
     frame = pd.DataFrame(rows)
     with atomic_path(out_csv, ".csv") as tmp:
         frame.to_csv(tmp, index=False)
