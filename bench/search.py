@@ -196,8 +196,8 @@ class Enough(Exception):
     pass
 
 
-def timed_ea(scorer_fn, space_name: str, num_blocks: int, settings: SearchSettings, out: Path, limit: int,
-             workers: int) -> tuple[float, list[float]]:  # fmt: skip
+def timed_ea(scorer: CandidateScorer, space_name: str, num_blocks: int, settings: SearchSettings, out: Path,
+             limit: int, workers: int) -> tuple[float, list[float]]:  # fmt: skip
     """Run the SiGeo EA until ``limit`` candidates are scored; seconds in all and each score's finish time."""
     lock, stamps = threading.Lock(), []
     start = time.perf_counter()
@@ -208,14 +208,14 @@ def timed_ea(scorer_fn, space_name: str, num_blocks: int, settings: SearchSettin
                 raise Enough
             stamps.append(math.inf)
             slot = len(stamps) - 1
-        scores = scorer_fn(arch)
+        scores = scorer.score(arch)
         stamps[slot] = time.perf_counter() - start
         return scores
 
     for stale in (out, out.with_name("records.partial.csv")):
         stale.unlink(missing_ok=True)
     with suppress(Enough):
-        run_search(limited, space_name, num_blocks, "sigeo", settings, RecordLog(out), workers)
+        run_search(limited, space_name, num_blocks, "sigeo", settings, RecordLog(out), workers, scorer.cost)
     return time.perf_counter() - start, [t for t in stamps if math.isfinite(t)]
 
 
@@ -247,13 +247,13 @@ def bench_ea(workdir: Path, n: int, baseline_n: int, threads: int) -> None:
     baseline_s = None
     if baseline_n:
         torch.set_num_threads(threads)  # the previous way: one candidate at a time, on every thread
-        seconds, _ = timed_ea(scorer.score, space.name, config["num_blocks"], settings, workdir / "ea-baseline" /
+        seconds, _ = timed_ea(scorer, space.name, config["num_blocks"], settings, workdir / "ea-baseline" /
                               "records.csv", baseline_n, workers=1)  # fmt: skip
         baseline_s = seconds / baseline_n
         print(f"  baseline, 1 candidate at a time on {threads} threads: {baseline_s:.3f} s per candidate over the "
               f"first {baseline_n}", flush=True)  # fmt: skip
     with scoring_workers(torch.device("cpu")) as workers:
-        seconds, stamps = timed_ea(scorer.score, space.name, config["num_blocks"], settings,
+        seconds, stamps = timed_ea(scorer, space.name, config["num_blocks"], settings,
                                    workdir / "ea" / "records.csv", n, workers)  # fmt: skip
     if baseline_s is not None and len(stamps) >= baseline_n:
         first = sorted(stamps)[baseline_n - 1] / baseline_n

@@ -132,6 +132,10 @@ class CandidateScorer:
         ctx = self.context(arch)
         return {**score(self.proxies, ctx), **{k: ctx.extras[k] for k in ("params", "flops")}}
 
+    def cost(self, arch: Architecture) -> float:
+        """FLOPs per sample of ``arch``'s network: its scoring cost relative to other candidates."""
+        return standalone_size(arch, self.num_dense, self.num_sparse)["flops"]
+
     def context(self, arch: Architecture) -> ProbeContext:
         """What the proxies see of ``arch``: in ``fixed`` mode every parameter it uses is measured;
         in ``faithful`` mode only its head, with an optimizer step after each probe batch (§5.3)."""
@@ -266,12 +270,15 @@ def run_search(
     settings: SearchSettings,
     records: RecordLog,
     workers: int = 1,
+    cost: Callable[[Architecture], float] | None = None,
 ) -> list[Record]:
     """Regularized evolution (REFERENCE §4.4) or random search; returns every evaluated candidate.
 
     Candidates whose choice does not depend on each other's scores (the initial population, the
     children of one generation, a random search's budget) are scored by ``workers`` threads at once
     and recorded in their seeded order, so the records are the same for any number of workers.
+    With ``cost`` (a candidate's relative scoring cost) the costliest start first, so that the last
+    candidates of a generation do not leave workers idle while one finishes a large subnet.
     """
     higher = get_proxy(criterion).higher_is_better
     rng = np.random.default_rng(settings.seed)
@@ -284,7 +291,7 @@ def run_search(
         start = len(history)
         replayed = [records.replay(start + i, arch) for i, arch in enumerate(archs)]
         todo = [arch for arch, record in zip(archs, replayed, strict=True) if record is None]
-        scores = pool.map(scorer_fn, todo) if pool is not None else map(scorer_fn, todo)
+        scores = scored(todo)
         for i, (arch, record) in enumerate(zip(archs, replayed, strict=True)):
             if record is None:
                 record = Record(start + i, generation, arch, next(scores))
@@ -292,6 +299,13 @@ def run_search(
             history.append(record)
             progress.update()
         return history[start:]
+
+    def scored(todo: list[Architecture]) -> Iterator[dict[str, float]]:
+        if pool is None:
+            return map(scorer_fn, todo)
+        first = sorted(range(len(todo)), key=lambda i: -cost(todo[i])) if cost is not None else range(len(todo))
+        futures = {i: pool.submit(scorer_fn, todo[i]) for i in first}
+        return (futures[i].result() for i in range(len(todo)))
 
     def goodness(record: Record) -> float:
         value = record.scores[criterion]
@@ -398,7 +412,7 @@ def search(
     started = time.perf_counter()
     with scoring_workers(device) as workers:
         log.info("scoring on %s with %d worker(s)", device, workers)
-        history = run_search(scorer.score, space_name, warm.num_blocks, proxy, settings, records, workers)
+        history = run_search(scorer.score, space_name, warm.num_blocks, proxy, settings, records, workers, scorer.cost)
     records.finish()
     seconds = time.perf_counter() - started
     log.info("%d candidates (%d new) in %.1f s", len(history), len(history) - len(records.done), seconds)

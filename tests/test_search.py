@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -183,6 +184,29 @@ def test_same_config_gives_byte_identical_records_whatever_the_workers_and_a_res
     assert run_rule(tiny_dataset, config, out) == first
     assert len(scored) == 12 - 5
     assert not (out.parent / "records.partial.csv").exists()
+
+
+def test_workers_start_the_costliest_candidates_first_and_record_in_seeded_order(tmp_path, monkeypatch):
+    monkeypatch.setattr(sigeo.search.os, "fsync", lambda fd: None)
+    started, gate = [], threading.Event()
+
+    def scorer(arch):
+        started.append(arch.hash())
+        gate.wait(5)  # hold both workers until the queue order is fixed
+        return {"random": float(int(arch.hash()[-40:], 8) % 1000)}
+
+    def cost(arch):
+        return float(int(arch.hash()[-12:], 8) % 97)
+
+    threading.Timer(1.0, gate.set).start()
+    settings = ea(init_population=8, sample_size=4, n_childs=4, n_generations=2)
+    history = run_search(scorer, "small", 3, "random", settings, RecordLog(tmp_path / "records.csv"), 2, cost)
+    alone = run_search(lambda a: {"random": float(int(a.hash()[-40:], 8) % 1000)}, "small", 3, "random", settings,
+                       RecordLog(tmp_path / "alone" / "records.csv"))  # fmt: skip
+    assert [r.arch.hash() for r in history] == [r.arch.hash() for r in alone]  # seeded order, same choices
+    initial = [r.arch for r in history[:8]]
+    by_cost = sorted(initial, key=cost, reverse=True)
+    assert set(started[:2]) == {a.hash() for a in by_cost[:2]}  # the two workers took the two costliest
 
 
 def test_every_proxy_scores_the_same_in_concurrent_workers(tiny_dataset):
