@@ -144,7 +144,7 @@ def collect_gradients(
     """Back-propagate each batch and record the measured parameters' gradients (see ProbeContext).
 
     Each batch's gradients are kept as they are (fresh tensors, as gradients are reset to None before
-    every batch; copies when they accumulate) and converted into the float64 matrix once at the end,
+    every batch; copies when they accumulate) and copied into the record's matrix once at the end,
     which then holds only the parameters that received a gradient.
     """
     if not params:
