@@ -10,13 +10,14 @@
    default config's demo data and settings, scored as the search rule does (one single-threaded
    worker per thread): the first ``--ea-candidates`` are timed and the whole run projected from them
    (``--ea-candidates 2048`` runs it all). The baseline, measured first in the same run, scores the
-   first ``--ea-baseline`` candidates one at a time on every thread (the search's previous way).
+   initial population (128 candidates) one at a time on every thread (the search's previous way); the
+   workers' time for the same population is when its last candidate finishes (with the costliest
+   started first, the first candidates to finish are not the first in seeded order).
 
 Data for 1–2 are random prepared arrays written under --workdir (uniform ids: every probe row is a
 distinct embedding row, the worst case for memory); 3 generates the demo data set as the workflow does.
 
-    python bench/search.py [--candidates 20] [--ea-candidates 256] [--ea-baseline 128] [--paper-oneshot 1]
-                           [--workdir /tmp/sigeo-bench]
+    python bench/search.py [--candidates 20] [--ea-candidates 256] [--paper-oneshot 1] [--workdir /tmp/sigeo-bench]
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from sigeo.config import ROOT, load_config
 from sigeo.data.formats import CRITEO_TABLE_SIZES, get_format
 from sigeo.data.store import Dataset
 from sigeo.proxies import ProbeSettings, score
-from sigeo.search import CandidateScorer, ProbeData, RecordLog, SearchSettings, run_search, scoring_workers
+from sigeo.search import CandidateScorer, ProbeData, RecordLog, SearchSettings, Workers, run_search, scoring_workers
 from sigeo.space.choice import SMALL, get_space, sample_architecture
 from sigeo.space.supernet import SuperNet
 
@@ -197,7 +198,7 @@ class Enough(Exception):
 
 
 def timed_ea(scorer: CandidateScorer, space_name: str, num_blocks: int, settings: SearchSettings, out: Path,
-             limit: int, workers: int) -> tuple[float, list[float]]:  # fmt: skip
+             limit: int, workers: Workers | None) -> tuple[float, list[float]]:  # fmt: skip
     """Run the SiGeo EA until ``limit`` candidates are scored; seconds in all and each score's finish time."""
     lock, stamps = threading.Lock(), []
     start = time.perf_counter()
@@ -215,11 +216,11 @@ def timed_ea(scorer: CandidateScorer, space_name: str, num_blocks: int, settings
     for stale in (out, out.with_name("records.partial.csv")):
         stale.unlink(missing_ok=True)
     with suppress(Enough):
-        run_search(limited, space_name, num_blocks, "sigeo", settings, RecordLog(out), workers, scorer.cost)
+        run_search(limited, space_name, num_blocks, "sigeo", settings, RecordLog(out), workers)
     return time.perf_counter() - start, [t for t in stamps if math.isfinite(t)]
 
 
-def bench_ea(workdir: Path, n: int, baseline_n: int, threads: int) -> None:
+def bench_ea(workdir: Path, n: int, threads: int) -> None:
     from sigeo.data.prepare import PrepareSettings, prepare
     from sigeo.data.synthetic import SyntheticSpec, generate
     from sigeo.warmup import WarmupSettings, build_supernet
@@ -244,25 +245,23 @@ def bench_ea(workdir: Path, n: int, baseline_n: int, threads: int) -> None:
     print(f"SiGeo EA, paper EA sizes on the demo data ({dataset.num_sparse} tables, {sum(dataset.table_sizes):,} "
           f"rows): {init} + {settings.n_generations} x {settings.n_childs} = {total:,} candidates",
           flush=True)  # fmt: skip
-    baseline_s = None
-    if baseline_n:
-        torch.set_num_threads(threads)  # the previous way: one candidate at a time, on every thread
-        seconds, _ = timed_ea(scorer, space.name, config["num_blocks"], settings, workdir / "ea-baseline" /
-                              "records.csv", baseline_n, workers=1)  # fmt: skip
-        baseline_s = seconds / baseline_n
-        print(f"  baseline, 1 candidate at a time on {threads} threads: {baseline_s:.3f} s per candidate over the "
-              f"first {baseline_n}", flush=True)  # fmt: skip
-    with scoring_workers(torch.device("cpu")) as workers:
+    # the previous way: one candidate at a time, on every thread (main set them)
+    seconds, _ = timed_ea(scorer, space.name, config["num_blocks"], settings, workdir / "ea-baseline" / "records.csv",
+                          init, workers=None)  # fmt: skip
+    baseline_s = seconds / init
+    print(f"  baseline, 1 candidate at a time on {threads} threads: {baseline_s:.3f} s per candidate over the "
+          f"initial population ({init})", flush=True)  # fmt: skip
+    with scoring_workers(torch.device("cpu"), scorer.cost) as workers:
         seconds, stamps = timed_ea(scorer, space.name, config["num_blocks"], settings,
                                    workdir / "ea" / "records.csv", n, workers)  # fmt: skip
-    if baseline_s is not None and len(stamps) >= baseline_n:
-        first = sorted(stamps)[baseline_n - 1] / baseline_n
-        print(f"  {workers} workers x 1 thread: {first:.3f} s per candidate over the same first {baseline_n}: "
+    if len(stamps) >= init:
+        first = sorted(stamps)[init - 1] / init
+        print(f"  {workers.count} workers x 1 thread: {first:.3f} s per candidate over the same population: "
               f"{baseline_s / first:.2f}x the baseline", flush=True)  # fmt: skip
     scored = len(stamps)
     what = "measured" if scored >= total else f"projected from the first {scored} candidates"
-    print(f"  {workers} workers x 1 thread: {scored} candidates in {seconds / 60:.1f} min, {seconds / scored:.3f} s "
-          f"per candidate; the whole search {seconds / scored * total / 60:.1f} min ({what}; "
+    print(f"  {workers.count} workers x 1 thread: {scored} candidates in {seconds / 60:.1f} min, "
+          f"{seconds / scored:.3f} s per candidate; the whole search {seconds / scored * total / 60:.1f} min ({what}; "
           "target <= 30 min)")  # fmt: skip
     with open(workdir / "ea" / "records.partial.csv", newline="") as fh:
         flops = [float(row["flops"]) for row in csv.DictReader(fh)]
@@ -274,7 +273,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--candidates", type=int, default=20, help="random candidates timed for SiGeo")
     parser.add_argument("--ea-candidates", type=int, default=256, help="EA candidates timed (2048 = all)")
-    parser.add_argument("--ea-baseline", type=int, default=128, help="EA candidates timed the previous way")
     parser.add_argument("--paper-oneshot", type=int, default=1, help="candidates at the paper's one-shot setting")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/sigeo-bench"))
@@ -286,7 +284,7 @@ def main() -> None:
     if args.only in (None, "sigeo"):
         bench_sigeo(args.workdir, args.candidates, args.paper_oneshot)
     if args.only in (None, "ea"):
-        bench_ea(args.workdir, args.ea_candidates, args.ea_baseline, args.threads)
+        bench_ea(args.workdir, args.ea_candidates, args.threads)
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 

@@ -20,11 +20,12 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -42,6 +43,7 @@ from .space.supernet import Candidate, SuperNet
 from .train import clip_grad_norm, logloss, make_optimizer, make_scheduler, to_device
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 
 
@@ -269,29 +271,26 @@ def run_search(
     criterion: str,
     settings: SearchSettings,
     records: RecordLog,
-    workers: int = 1,
-    cost: Callable[[Architecture], float] | None = None,
+    workers: Workers | None = None,
 ) -> list[Record]:
     """Regularized evolution (REFERENCE §4.4) or random search; returns every evaluated candidate.
 
     Candidates whose choice does not depend on each other's scores (the initial population, the
-    children of one generation, a random search's budget) are scored by ``workers`` threads at once
-    and recorded in their seeded order, so the records are the same for any number of workers.
-    With ``cost`` (a candidate's relative scoring cost) the costliest start first, so that the last
-    candidates of a generation do not leave workers idle while one finishes a large subnet.
+    children of one generation, a random search's budget) are scored together, by ``workers`` if
+    given, and recorded in their seeded order, so the records are the same for any number of workers.
     """
     higher = get_proxy(criterion).higher_is_better
     rng = np.random.default_rng(settings.seed)
     space = get_space(space_name)
     history: list[Record] = []
     progress = tqdm(total=settings.evaluations, desc=f"search {criterion}", mininterval=5.0)
-    pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    score_all = workers.map if workers is not None else map
 
     def evaluate(archs: list[Architecture], generation: int) -> list[Record]:
         start = len(history)
         replayed = [records.replay(start + i, arch) for i, arch in enumerate(archs)]
         todo = [arch for arch, record in zip(archs, replayed, strict=True) if record is None]
-        scores = scored(todo)
+        scores = score_all(scorer_fn, todo)
         for i, (arch, record) in enumerate(zip(archs, replayed, strict=True)):
             if record is None:
                 record = Record(start + i, generation, arch, next(scores))
@@ -299,13 +298,6 @@ def run_search(
             history.append(record)
             progress.update()
         return history[start:]
-
-    def scored(todo: list[Architecture]) -> Iterator[dict[str, float]]:
-        if pool is None:
-            return map(scorer_fn, todo)
-        first = sorted(range(len(todo)), key=lambda i: -cost(todo[i])) if cost is not None else range(len(todo))
-        futures = {i: pool.submit(scorer_fn, todo[i]) for i in first}
-        return (futures[i].result() for i in range(len(todo)))
 
     def goodness(record: Record) -> float:
         value = record.scores[criterion]
@@ -340,28 +332,51 @@ def run_search(
         return history
     finally:
         progress.close()
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+
+
+class Workers:
+    """Scores candidates ``count`` at a time in threads; results come back in the candidates' order.
+
+    With ``cost`` (a candidate's relative scoring cost) the costliest start first, so that the last
+    candidates of a batch do not leave workers idle while one finishes a large subnet.
+    """
+
+    def __init__(self, count: int, cost: Callable[[Architecture], float] | None = None) -> None:
+        self.count, self.cost = count, cost
+        self._pool = ThreadPoolExecutor(count) if count > 1 else None
+
+    def map(self, fn: Callable[[Architecture], T], archs: Sequence[Architecture]) -> Iterator[T]:
+        if self._pool is None:
+            return map(fn, archs)
+        order = sorted(range(len(archs)), key=lambda i: -self.cost(archs[i])) if self.cost else range(len(archs))
+        futures = {i: self._pool.submit(fn, archs[i]) for i in order}
+        return (futures[i].result() for i in range(len(archs)))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
 
 
 @contextmanager
-def scoring_workers(device: torch.device) -> Iterator[int]:
-    """How many candidates to score at once: on CPU one per thread the job has, each single-threaded.
+def scoring_workers(device: torch.device, cost: Callable[[Architecture], float] | None = None) -> Iterator[Workers]:
+    """The workers a job scores with: on CPU one per thread the job has, each single-threaded.
 
-    Small subnets keep two intra-op threads poorly busy (measured: 2 workers × 1 thread score 1.2–1.5×
-    as many candidates per second as 1 × 2), and a single-threaded candidate's scores do not depend on
-    the job's thread count, so records are the same whatever ``--cores``. On a GPU, one at a time.
-    On CPU the process also keeps the memory it frees from then on (see :func:`_keep_freed_memory`).
+    Small subnets keep two intra-op threads poorly busy (measured with bench/search.py: 2 workers ×
+    1 thread score 1.34–1.45× as many candidates per second as 1 × 2), and a single-threaded
+    candidate's scores do not depend on the job's thread count, so records are the same whatever
+    ``--cores``. On a GPU, one at a time. On CPU the process also keeps the memory it frees from then
+    on (see :func:`_keep_freed_memory`).
     """
     threads = torch.get_num_threads()
-    if device.type != "cpu":
-        yield 1
-        return
-    _keep_freed_memory()
-    torch.set_num_threads(1)
+    on_gpu = device.type != "cpu"
+    if not on_gpu:
+        _keep_freed_memory()
+        torch.set_num_threads(1)
+    workers = Workers(1 if on_gpu else threads, cost)
     try:
-        yield threads
+        yield workers
     finally:
+        workers.close()
         torch.set_num_threads(threads)
 
 
@@ -410,9 +425,9 @@ def search(
         log.info("resuming: %d candidates already scored in %s", len(records.done), records.partial)
     settings = SearchSettings.from_config(config)
     started = time.perf_counter()
-    with scoring_workers(device) as workers:
-        log.info("scoring on %s with %d worker(s)", device, workers)
-        history = run_search(scorer.score, space_name, warm.num_blocks, proxy, settings, records, workers, scorer.cost)
+    with scoring_workers(device, scorer.cost) as workers:
+        log.info("scoring on %s with %d worker(s)", device, workers.count)
+        history = run_search(scorer.score, space_name, warm.num_blocks, proxy, settings, records, workers)
     records.finish()
     seconds = time.perf_counter() - started
     log.info("%d candidates (%d new) in %.1f s", len(history), len(history) - len(records.done), seconds)

@@ -25,6 +25,7 @@ from sigeo.search import (
     ProbeData,
     RecordLog,
     SearchSettings,
+    Workers,
     export_top,
     mutation_count,
     run_search,
@@ -200,7 +201,8 @@ def test_workers_start_the_costliest_candidates_first_and_record_in_seeded_order
 
     threading.Timer(1.0, gate.set).start()
     settings = ea(init_population=8, sample_size=4, n_childs=4, n_generations=2)
-    history = run_search(scorer, "small", 3, "random", settings, RecordLog(tmp_path / "records.csv"), 2, cost)
+    history = run_search(scorer, "small", 3, "random", settings, RecordLog(tmp_path / "records.csv"),
+                         Workers(2, cost))  # fmt: skip
     alone = run_search(lambda a: {"random": float(int(a.hash()[-40:], 8) % 1000)}, "small", 3, "random", settings,
                        RecordLog(tmp_path / "alone" / "records.csv"))  # fmt: skip
     assert [r.arch.hash() for r in history] == [r.arch.hash() for r in alone]  # seeded order, same choices

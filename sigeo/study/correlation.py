@@ -17,7 +17,6 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -183,8 +182,8 @@ def score_subnets(
         return scorer.score(arch), time.perf_counter() - started
 
     rows = []
-    with scoring_workers(device) as workers, ThreadPoolExecutor(workers) as pool:
-        for index, (arch, (scores, seconds)) in enumerate(zip(archs, pool.map(timed, archs), strict=True)):
+    with scoring_workers(device, scorer.cost) as workers:
+        for index, (arch, (scores, seconds)) in enumerate(zip(archs, workers.map(timed, archs), strict=True)):
             rows.append({"subnet": index, "hash": arch.hash(), **scores, "seconds": seconds})
             log.info("subnet %d/%d scored in %.2f s", index + 1, len(archs), seconds)
     frame = pd.DataFrame(rows)
