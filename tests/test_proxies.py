@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import zlib
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 
 from sigeo.errors import ConfigError
-from sigeo.proxies import PROXIES, ProbeContext, ProbeSettings, get_proxy, register, score
+from sigeo.proxies import PROXIES, GradientRecord, ProbeContext, ProbeSettings, get_proxy, register, score
 from sigeo.proxies.jacob_cov import input_jacobian
 from sigeo.space.choice import SMALL, Block
 from sigeo.space.choice import Path as Arch
@@ -176,6 +177,38 @@ def test_nan_and_inf_are_kept():
     scores = score(ALL, context(batches=inf_batches))
     assert scores["loss"] == math.inf
     assert not math.isfinite(scores["fisher_rao"]) and not math.isfinite(scores["sigeo"])
+
+
+def test_moments_are_exact_for_float32_columns_whose_values_are_ulps_apart():
+    """Σg, mean |g| and σ against exact rational arithmetic, over blocks and near-equal columns."""
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=40_000) * 10.0 ** rng.integers(-8, 3, 40_000)
+    ulps = rng.integers(-3, 4, (4, 40_000)) * np.spacing(np.abs(base).astype(np.float32))
+    flat = np.float32(base) + ulps.astype(np.float32)
+    flat[:, 0] = 0.0
+    flat[:, 1] = 3.5
+    flat[:, 2] = np.spacing(np.float32(1)) * np.array([1, 2, 3, 5])
+    sizes = (1000, 39_000)
+    record = GradientRecord(("a", "b"), sizes, torch.from_numpy(flat), torch.zeros(40_000), [0.0])
+    moments = record.moments
+    for col in [0, 1, 2, *rng.integers(3, 40_000, 300)]:
+        values = [Fraction(float(v)) for v in flat[:, col]]
+        mean = sum(values) / 4
+        exact_sigma = math.sqrt(float(sum((v - mean) ** 2 for v in values) / 3))
+        assert float(moments.batch_sum[col]) == float(sum(values))
+        assert float(moments.mu[col]) == float(sum(abs(v) for v in values) / 4)
+        assert float(moments.sigma[col]) == pytest.approx(exact_sigma, rel=1e-15, abs=0)
+    assert moments.sigma[0] == 0 and moments.sigma[1] == 0  # constant columns do not vary
+    assert moments.sigma[2] == pytest.approx(math.sqrt(8.75 / 3) * 2.0**-23, rel=1e-15)
+    close = base[:200] * (1 + rng.integers(-50, 50, (4, 200)) * 1e-13)  # float64 spread 1e-13 of the value
+    wide = GradientRecord(("a",), (200,), torch.from_numpy(close), torch.zeros(200), [0.0]).moments
+    for col in range(200):
+        values = [Fraction(float(v)) for v in close[:, col]]
+        mean = sum(values) / 4
+        exact_sigma = math.sqrt(float(sum((v - mean) ** 2 for v in values) / 3))
+        assert float(wide.sigma[col]) == pytest.approx(exact_sigma, rel=1e-12, abs=0)
+    single = GradientRecord(("a",), (2,), torch.tensor([[1.0, -2.0]]), torch.zeros(2), [0.0]).moments
+    assert single.batch_sum.tolist() == [1.0, -2.0] and single.sigma.isnan().all()  # no spread from one batch
 
 
 def test_a_failing_candidate_scores_nan_and_warns(caplog):

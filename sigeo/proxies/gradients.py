@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from ..space.supernet import Region
 
 SIGEO_MODES = ("fixed", "faithful")
-_BLOCK = 1 << 16  # elements per column block of the moment passes: a few float64 vectors fit in L2
+_BLOCK = 1 << 14  # columns per block of the moment pass on CPU: the block's float64 copies stay in L2
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 
@@ -79,49 +79,66 @@ class GradientRecord:
         return self.flat.shape[0]
 
     @cached_property
+    def moments(self) -> GradientMoments:
+        """Per-element statistics over the batches, computed once for every proxy that reads them."""
+        return GradientMoments.of(self)
+
+    @property
     def batch_sum(self) -> torch.Tensor:
-        """[N] Σ_b G_b in float64, added row by row (a sum over the short batch axis is ~5× slower on CPU)."""
-        total = self.flat[0].to(torch.float64, copy=True)
-        for row in self.flat[1:]:
-            total.add_(row)
-        return total
+        """[N] Σ_b G_b in float64."""
+        return self.moments.batch_sum
 
 
 @dataclass(frozen=True)
 class GradientMoments:
-    """Per-element mean |g| (``mu``) and unbiased std (``sigma``, ddof 1) over the probe batches.
+    """Per-element Σ_b g (``batch_sum``), mean |g| (``mu``) and unbiased std (``sigma``, ddof 1, NaN
+    for a single batch) over the probe batches, in float64.
 
     ``sizes`` are the parameters' element counts (``names`` order), for per-parameter sums.
     """
 
     names: tuple[str, ...]
     sizes: tuple[int, ...]
+    batch_sum: torch.Tensor
     mu: torch.Tensor
     sigma: torch.Tensor
 
     @classmethod
     def of(cls, record: GradientRecord) -> GradientMoments:
-        e = record.num_batches
-        if e < 2:
-            raise ValueError(f"gradient statistics need at least 2 probe batches, got {e}")
-        # two-pass std by hand, one batch row at a time (torch.std over the short batch axis is ~20×
-        # slower on CPU), in column blocks that stay in cache: the passes are bound by memory traffic
-        mean = record.batch_sum / e
-        mu, sigma = torch.empty_like(mean), torch.empty_like(mean)
-        scratch = torch.empty(min(_BLOCK, len(mean)), dtype=mean.dtype, device=mean.device)
-        for lo in range(0, len(mean), _BLOCK):
-            cols = slice(lo, lo + _BLOCK)
-            block, avg, m, s = record.flat[:, cols].double(), mean[cols], mu[cols], sigma[cols]
-            tmp = scratch[: len(avg)]
-            torch.sub(block[0], avg, out=s).square_()
-            torch.abs(block[0], out=m)
-            for row in block[1:]:
-                torch.sub(row, avg, out=tmp)
-                s.addcmul_(tmp, tmp)
-                m.add_(torch.abs(row, out=tmp))
+        """One pass over the record in column blocks that stay in cache, adding rows one by one (a
+        reduction over the short batch axis, as ``torch.std`` does it, is ~20× slower on CPU).
+
+        σ comes from the differences to the first batch, d_b = g_b − g_0: (E−1)σ² = Σd² − (Σd)²/E.
+        Differences of float32 gradients are exact in float64, so σ keeps full precision where a
+        column's values are a few ulps apart (``torch.std``'s Welford update loses ~30 bits there).
+        """
+        e, n = record.flat.shape
+        f64 = {"dtype": torch.float64, "device": record.flat.device}
+        batch_sum, mu, sigma = (torch.empty(n, **f64) for _ in range(3))
+        block = _BLOCK if record.flat.device.type == "cpu" else max(n, 1)  # a GPU wants few, large kernels
+        width = min(block, n)
+        values, magnitudes = torch.empty(e, width, **f64), torch.empty(e, width, **f64)
+        shift_sum = torch.empty(width, **f64)
+        for lo in range(0, n, block):
+            cols = slice(lo, lo + block)
+            total, m, s = batch_sum[cols], mu[cols], sigma[cols]
+            k = len(total)
+            g, dsum = values[:, :k], shift_sum[:k]
+            g.copy_(record.flat[:, cols])
+            magnitude = torch.abs(g, out=magnitudes[:, :k])
+            m.copy_(magnitude[0])
+            for row in magnitude[1:]:
+                m.add_(row)
+            first, shifted = g[0], g[1:].sub_(g[0])
+            dsum.zero_()
+            s.zero_()
+            for d in shifted:
+                dsum.add_(d)
+                s.addcmul_(d, d)
+            torch.add(dsum, first, alpha=e, out=total)
+            s.addcmul_(dsum, dsum, value=-1.0 / e).clamp_(min=0).div_(e - 1).sqrt_()
             m.div_(e)
-            s.div_(e - 1).sqrt_()
-        return cls(record.names, record.sizes, mu, sigma)
+        return cls(record.names, record.sizes, batch_sum, mu, sigma)
 
     @cached_property
     def varying(self) -> torch.Tensor:
@@ -225,7 +242,6 @@ class ProbeContext:
         self.extras = dict(extras or {})
         self.accumulate = accumulate
         self._record: GradientRecord | None = None
-        self._moments: GradientMoments | None = None
         self._error: Exception | None = None
 
     def gradients(self) -> GradientRecord:
@@ -243,7 +259,8 @@ class ProbeContext:
         return self._record
 
     def moments(self) -> GradientMoments:
-        """Mean |g| and std per element over the probe batches, computed once."""
-        if self._moments is None:
-            self._moments = GradientMoments.of(self.gradients())
-        return self._moments
+        """Mean |g| and std per element over the probe batches (shared through the record)."""
+        record = self.gradients()
+        if record.num_batches < 2:
+            raise ValueError(f"gradient statistics need at least 2 probe batches, got {record.num_batches}")
+        return record.moments
