@@ -362,7 +362,7 @@ def scoring_workers(device: torch.device, cost: Callable[[Architecture], float] 
     """The workers a job scores with: on CPU one per thread the job has, each single-threaded.
 
     Small subnets keep two intra-op threads poorly busy (measured with bench/search.py: 2 workers ×
-    1 thread score 1.34–1.45× as many candidates per second as 1 × 2), and a single-threaded
+    1 thread score 1.25–1.45× as many candidates per second as 1 × 2), and a single-threaded
     candidate's scores do not depend on the job's thread count, so records are the same whatever
     ``--cores``. On a GPU, one at a time. On CPU the process also keeps the memory it frees from then
     on (see :func:`_keep_freed_memory`).

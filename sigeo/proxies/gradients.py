@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from ..space.supernet import Region
 
 SIGEO_MODES = ("fixed", "faithful")
-_BLOCK = 1 << 14  # columns per block of the moment pass on CPU: the block's float64 copies stay in L2
+_BLOCK = 1 << 14  # columns per thread of a block of the moment pass on CPU: its float64 copies stay in L2
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 
@@ -115,7 +115,8 @@ class GradientMoments:
         e, n = record.flat.shape
         f64 = {"dtype": torch.float64, "device": record.flat.device}
         batch_sum, mu, sigma = (torch.empty(n, **f64) for _ in range(3))
-        block = _BLOCK if record.flat.device.type == "cpu" else max(n, 1)  # a GPU wants few, large kernels
+        # on CPU every intra-op thread gets a cache-sized share of a block; a GPU wants few, large kernels
+        block = _BLOCK * torch.get_num_threads() if record.flat.device.type == "cpu" else max(n, 1)
         width = min(block, n)
         values, magnitudes = torch.empty(e, width, **f64), torch.empty(e, width, **f64)
         shift_sum = torch.empty(width, **f64)
