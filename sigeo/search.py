@@ -284,7 +284,7 @@ def run_search(
     space = get_space(space_name)
     history: list[Record] = []
     progress = tqdm(total=settings.evaluations, desc=f"search {criterion}", mininterval=5.0)
-    score_all = workers.map if workers is not None else map
+    score_all = (workers or Workers(1)).map
 
     def evaluate(archs: list[Architecture], generation: int) -> list[Record]:
         start = len(history)
