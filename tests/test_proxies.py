@@ -130,23 +130,32 @@ def test_accumulate_records_running_sums():
     assert record.grads["bias"].tolist() == [[1], [0], [-3]]
 
 
-def test_gradients_are_cloned_and_collected_once():
+def test_gradients_are_owned_by_the_record_and_collected_once():
+    """The record shares no tensor with the model: later backward passes and in-place edits of the
+    weights or their gradients (REFERENCE §5.3.3's hazard) leave it as it was, accumulating or not."""
     calls = []
 
     def counting_mse(model, batch):
         calls.append(1)
         return mse(model, batch)
 
-    model = linear()
-    ctx = ProbeContext(model, BATCHES, counting_mse, settings())
-    score(ALL, ctx)
-    assert len(calls) == 3
-    before = ctx.gradients().flat.clone()
-    with torch.no_grad():
-        model.weight.add_(10.0)
-        model.weight.grad.add_(10.0)
-    assert torch.equal(ctx.gradients().flat, before)
-    assert ctx.gradients().theta["weight"].tolist() == [1, -1]
+    for accumulate in (False, True):
+        calls.clear()
+        model = linear()
+        ctx = ProbeContext(model, BATCHES, counting_mse, settings(), accumulate=accumulate)
+        score(ALL, ctx)
+        assert len(calls) == 3
+        record = ctx.gradients()
+        before = [[g.clone() for g in row] for row in record.batch_grads]
+        mse(model, BATCHES[0]).backward()
+        with torch.no_grad():
+            model.weight.add_(10.0)
+            model.weight.grad.add_(10.0)
+            model.bias.grad.add_(10.0)
+        assert ctx.gradients() is record
+        for row, kept in zip(record.batch_grads, before, strict=True):
+            assert all(torch.equal(g, k) for g, k in zip(row, kept, strict=True))
+        assert record.theta["weight"].tolist() == [1, -1]
 
 
 def test_missing_gradients_are_zeros_and_unused_parameters_are_left_out():
@@ -179,36 +188,60 @@ def test_nan_and_inf_are_kept():
     assert not math.isfinite(scores["fisher_rao"]) and not math.isfinite(scores["sigeo"])
 
 
+def exact_moments(values: list[Fraction]) -> tuple[float, float]:
+    """μ = mean |g| and σ (ddof 1) of one element's gradients, in rational arithmetic."""
+    mean = sum(values) / len(values)
+    return float(sum(abs(v) for v in values) / len(values)), math.sqrt(float(sum((v - mean) ** 2 for v in values) / 3))
+
+
 def test_moments_are_exact_for_float32_columns_whose_values_are_ulps_apart():
-    """Σg, mean |g| and σ against exact rational arithmetic, over blocks and near-equal columns."""
+    """Per-parameter Σμ/σ, Σμ, Σσ, #varying, first μ/σ and θ·Σg against exact rational arithmetic on
+    one-element parameters (near-equal values, constant columns), and against numpy over two
+    parameters that span several blocks of the pass."""
     rng = np.random.default_rng(5)
-    base = rng.normal(size=40_000) * 10.0 ** rng.integers(-8, 3, 40_000)
-    ulps = rng.integers(-3, 4, (4, 40_000)) * np.spacing(np.abs(base).astype(np.float32))
+    base = rng.normal(size=40_300) * 10.0 ** rng.integers(-8, 3, 40_300)
+    ulps = rng.integers(-3, 4, (4, 40_300)) * np.spacing(np.abs(base).astype(np.float32))
     flat = np.float32(base) + ulps.astype(np.float32)
     flat[:, 0] = 0.0
     flat[:, 1] = 3.5
     flat[:, 2] = np.spacing(np.float32(1)) * np.array([1, 2, 3, 5])
-    sizes = (1000, 39_000)
-    record = GradientRecord(("a", "b"), sizes, torch.from_numpy(flat), torch.zeros(40_000), [0.0])
+    sizes = (1,) * 300 + (1000, 39_000)
+    theta = rng.normal(size=40_300)
+    record = GradientRecord.from_matrix([f"p{i}" for i in range(302)], sizes, torch.from_numpy(flat),
+                                        torch.from_numpy(theta), [0.0])  # fmt: skip
     moments = record.moments
-    for col in [0, 1, 2, *rng.integers(3, 40_000, 300)]:
+    for col in range(300):
         values = [Fraction(float(v)) for v in flat[:, col]]
-        mean = sum(values) / 4
-        exact_sigma = math.sqrt(float(sum((v - mean) ** 2 for v in values) / 3))
-        assert float(moments.batch_sum[col]) == float(sum(values))
-        assert float(moments.mu[col]) == float(sum(abs(v) for v in values) / 4)
-        assert float(moments.sigma[col]) == pytest.approx(exact_sigma, rel=1e-15, abs=0)
-    assert moments.sigma[0] == 0 and moments.sigma[1] == 0  # constant columns do not vary
+        mu, sigma = exact_moments(values)
+        assert float(moments.sigma[col]) == pytest.approx(sigma, rel=1e-15, abs=0)
+        assert int(moments.varying[col]) == (sigma != 0)
+        assert float(moments.mu[col]) == (mu if sigma else 0.0)
+        assert float(moments.snr[col]) == pytest.approx(mu / sigma if sigma else 0.0, rel=1e-15, abs=0)
+        assert float(moments.first_snr[col]) == float(moments.snr[col])
+        assert float(moments.inner[col]) == pytest.approx(float(Fraction(theta[col]) * sum(values)), rel=1e-15)
+    assert moments.sigma[:2].tolist() == [0.0, 0.0] and moments.varying[:2].tolist() == [0, 0]  # constant
     assert moments.sigma[2] == pytest.approx(math.sqrt(8.75 / 3) * 2.0**-23, rel=1e-15)
+    g = flat.astype(np.float64)
+    mu, sigma = np.abs(g).mean(0), g.std(0, ddof=1)
+    for p, cols in ((300, slice(300, 1300)), (301, slice(1300, None))):
+        varies = sigma[cols] != 0
+        assert moments.varying[p] == varies.sum() > 0
+        np.testing.assert_allclose(moments.sigma[p], sigma[cols].sum(), rtol=1e-12)
+        np.testing.assert_allclose(moments.mu[p], mu[cols][varies].sum(), rtol=1e-12)
+        np.testing.assert_allclose(moments.snr[p], (mu[cols][varies] / sigma[cols][varies]).sum(), rtol=1e-12)
+        first = np.argmax(varies)
+        np.testing.assert_allclose(moments.first_snr[p], mu[cols][first] / sigma[cols][first], rtol=1e-12)
+        np.testing.assert_allclose(moments.inner[p], theta[cols] @ g[:, cols].sum(0), rtol=1e-12)
     close = base[:200] * (1 + rng.integers(-50, 50, (4, 200)) * 1e-13)  # float64 spread 1e-13 of the value
-    wide = GradientRecord(("a",), (200,), torch.from_numpy(close), torch.zeros(200), [0.0]).moments
+    wide = GradientRecord.from_matrix([f"p{i}" for i in range(200)], (1,) * 200, torch.from_numpy(close),
+                                      torch.zeros(200, dtype=torch.float64), [0.0]).moments  # fmt: skip
     for col in range(200):
-        values = [Fraction(float(v)) for v in close[:, col]]
-        mean = sum(values) / 4
-        exact_sigma = math.sqrt(float(sum((v - mean) ** 2 for v in values) / 3))
-        assert float(wide.sigma[col]) == pytest.approx(exact_sigma, rel=1e-12, abs=0)
-    single = GradientRecord(("a",), (2,), torch.tensor([[1.0, -2.0]]), torch.zeros(2), [0.0]).moments
-    assert single.batch_sum.tolist() == [1.0, -2.0] and single.sigma.isnan().all()  # no spread from one batch
+        _, sigma = exact_moments([Fraction(float(v)) for v in close[:, col]])
+        assert float(wide.sigma[col]) == pytest.approx(sigma, rel=1e-12, abs=0)
+    single = GradientRecord.from_matrix(["a"], (2,), torch.tensor([[1.0, -2.0]]), torch.tensor([1.0, 1.0]),
+                                        [0.0]).moments  # fmt: skip
+    assert single.sigma.isnan().all() and single.varying.tolist() == [2]  # no spread from one batch: NaN
+    assert single.inner.tolist() == [-1.0]
 
 
 def test_a_failing_candidate_scores_nan_and_warns(caplog):

@@ -12,7 +12,7 @@ EPS = 1e-10
 
 def fisher_rao_value(record: GradientRecord) -> float:
     """log(|Σ_p θ_p · Σ_b G_{p,b}| + 1e-10), θ being the parameter values after the probe pass."""
-    inner = torch.dot(record.theta_flat.double(), record.batch_sum)
+    inner = record.moments.inner.sum()
     return float(torch.log(inner.abs() + EPS))
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from .gradients import ProbeContext
 from .registry import register
 
@@ -11,4 +9,4 @@ from .registry import register
 @register("grad_abs_mean", higher_is_better=True)
 def grad_abs_mean(ctx: ProbeContext) -> dict[str, float]:
     moments = ctx.moments()
-    return {"grad_abs_mean": float(torch.where(moments.varying, moments.mu, 0).sum())}
+    return {"grad_abs_mean": float(moments.mu.sum())}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from .gradients import ProbeContext
 from .registry import register
 
@@ -11,4 +9,4 @@ from .registry import register
 @register("grad_std", higher_is_better=True)
 def grad_std(ctx: ProbeContext) -> dict[str, float]:
     moments = ctx.moments()
-    return {"grad_std": float(torch.where(moments.varying, moments.sigma, 0).sum())}
+    return {"grad_std": float(moments.sigma.sum())}

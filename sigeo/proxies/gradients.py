@@ -2,18 +2,20 @@
 
 SiGeo, ZiCo, Fisher–Rao, the training loss and the gradient statistics all read the same
 per-parameter gradients of a few probe batches, so a candidate is back-propagated once per batch,
-not once per proxy. Gradients are cloned into one matrix (REFERENCE §5.3.3: the reference kept
-views, which PyTorch overwrote in place) and keyed by parameter name (§5.3.2: it keyed by the
-printed module, merging unrelated layers). The matrix keeps the gradients' own dtype, which is
-exact; every statistic over it is computed in float64.
+not once per proxy. The record owns its gradients: autograd's fresh tensors taken from the
+parameters, or copies, never tensors the model still holds (REFERENCE §5.3.3: the reference kept
+views, which PyTorch overwrote in place), keyed by parameter name (§5.3.2: it keyed by the printed
+module, merging unrelated layers). They keep their own dtype, which is exact; every statistic over
+them is computed in float64.
 """
 
 from __future__ import annotations
 
-import functools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import cached_property
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -51,104 +53,163 @@ class ProbeSettings:
 
 @dataclass(frozen=True)
 class GradientRecord:
-    """Gradients of the measured parameters over E probe batches, stored as one matrix of their dtype.
+    """Gradients of the measured parameters over E probe batches, each parameter's flattened.
 
-    ``flat`` is [E, N]: row b holds every measured parameter's flattened gradient after batch b,
-    parameters in ``names`` order with ``sizes`` elements each; ``theta_flat`` [N] holds the
-    parameter values after the pass. ``grads`` and ``theta`` are per-parameter views of them.
+    ``batch_grads[b][p]`` is parameter p's gradient after batch b (the tensor autograd made, taken
+    from the parameter, or a copy; never one the model still holds), in its own dtype;
+    ``thetas[p]`` holds its values after the pass. ``flat`` and ``theta_flat`` lay them out as one
+    [E, N] matrix and one [N] vector, parameters in ``names`` order with ``sizes`` elements each, for
+    the proxies that want them; the moments read the parts and need no such copy.
     """
 
     names: tuple[str, ...]
     sizes: tuple[int, ...]
-    flat: torch.Tensor
-    theta_flat: torch.Tensor
+    batch_grads: tuple[tuple[torch.Tensor, ...], ...]
+    thetas: tuple[torch.Tensor, ...]
     losses: list[float]
+
+    @classmethod
+    def from_matrix(
+        cls,
+        names: Sequence[str],
+        sizes: Sequence[int],
+        flat: torch.Tensor,
+        theta_flat: torch.Tensor,
+        losses: list[float],
+    ) -> GradientRecord:
+        """A record over the columns of an [E, N] gradient matrix (views, not copies)."""
+        sizes = tuple(sizes)
+        batch_grads = tuple(tuple(row.split(sizes)) for row in flat)
+        return cls(tuple(names), sizes, batch_grads, tuple(theta_flat.split(sizes)), losses)
+
+    @cached_property
+    def flat(self) -> torch.Tensor:
+        """[E, N]: row b holds every measured parameter's gradient after batch b."""
+        return torch.stack([torch.cat(row) for row in self.batch_grads])
+
+    @cached_property
+    def theta_flat(self) -> torch.Tensor:
+        """[N] parameter values after the pass."""
+        return torch.cat(self.thetas)
 
     @property
     def grads(self) -> dict[str, torch.Tensor]:
         """Parameter name -> [E, n] gradients."""
-        return dict(zip(self.names, self.flat.split(self.sizes, dim=1), strict=True))
+        return {name: torch.stack([row[p] for row in self.batch_grads]) for p, name in enumerate(self.names)}
 
     @property
     def theta(self) -> dict[str, torch.Tensor]:
         """Parameter name -> [n] values after the pass."""
-        return dict(zip(self.names, self.theta_flat.split(self.sizes), strict=True))
+        return dict(zip(self.names, self.thetas, strict=True))
 
     @property
     def num_batches(self) -> int:
-        return self.flat.shape[0]
+        return len(self.batch_grads)
 
     @cached_property
     def moments(self) -> GradientMoments:
-        """Per-element statistics over the batches, computed once for every proxy that reads them."""
+        """Per-parameter gradient statistics, computed once for every proxy that reads them."""
         return GradientMoments.of(self)
-
-    @property
-    def batch_sum(self) -> torch.Tensor:
-        """[N] Σ_b G_b in float64."""
-        return self.moments.batch_sum
 
 
 @dataclass(frozen=True)
 class GradientMoments:
-    """Per-element Σ_b g (``batch_sum``), mean |g| (``mu``) and unbiased std (``sigma``, ddof 1, NaN
-    for a single batch) over the probe batches, in float64.
+    """Per-parameter sums of per-element gradient statistics over the probe batches, in float64.
 
-    ``sizes`` are the parameters' element counts (``names`` order), for per-parameter sums.
+    For element i over the E batches: μ_i = mean |g_i|, σ_i = unbiased std (ddof 1, NaN for a
+    single batch). Per parameter, in ``names`` order: ``snr`` = Σ μ_i/σ_i and ``mu`` = Σ μ_i over
+    the elements with σ_i ≠ 0, ``sigma`` = Σ σ_i, ``varying`` = #{i: σ_i ≠ 0}, ``first_snr`` = μ_i/σ_i
+    of the first element with σ_i ≠ 0 (0 when there is none), and ``inner`` = Σ θ_i Σ_b g_i. A NaN σ
+    counts as varying, so NaN propagates into every sum.
     """
 
     names: tuple[str, ...]
     sizes: tuple[int, ...]
-    batch_sum: torch.Tensor
+    snr: torch.Tensor
     mu: torch.Tensor
     sigma: torch.Tensor
+    varying: torch.Tensor
+    first_snr: torch.Tensor
+    inner: torch.Tensor
 
     @classmethod
     def of(cls, record: GradientRecord) -> GradientMoments:
-        """One pass over the record in column blocks that stay in cache, adding rows one by one (a
-        reduction over the short batch axis, as ``torch.std`` does it, is ~20× slower on CPU).
+        """One pass over each parameter's gradients in column blocks that stay in cache, reduced to
+        per-parameter sums in the block: no per-element vector is ever written out (an [N] float64
+        vector per statistic and the [E, N] matrix cost more memory traffic than the maths).
 
-        σ comes from the differences to the first batch, d_b = g_b − g_0: (E−1)σ² = Σd² − (Σd)²/E.
-        Differences of float32 gradients are exact in float64, so σ keeps full precision where a
-        column's values are a few ulps apart (``torch.std``'s Welford update was off by 5e-10 there).
+        Rows are added one by one (a reduction over the short batch axis, as ``torch.std`` does it,
+        is ~20× slower on CPU). σ comes from the differences to the first batch, d_b = g_b − g_0:
+        (E−1)σ² = Σd² − (Σd)²/E. Differences of float32 gradients are exact in float64, so σ keeps
+        full precision where an element's values are a few ulps apart (``torch.std``'s Welford update
+        was off by 5e-10 there). Masks are float rows (1 where σ = 0) applied by arithmetic, which is
+        exact here and cheaper than boolean masks.
         """
-        e, n = record.flat.shape
-        f64 = {"dtype": torch.float64, "device": record.flat.device}
-        batch_sum, mu, sigma = (torch.empty(n, **f64) for _ in range(3))
+        e, count = record.num_batches, len(record.sizes)
+        device = record.thetas[0].device if count else torch.device("cpu")
+        largest = max(record.sizes, default=0)
         # on CPU every intra-op thread gets a cache-sized share of a block; a GPU wants few, large kernels
-        block = _BLOCK * torch.get_num_threads() if record.flat.device.type == "cpu" else max(n, 1)
-        width = min(block, n)
-        values, magnitudes = torch.empty(e, width, **f64), torch.empty(e, width, **f64)
-        shift_sum = torch.empty(width, **f64)
-        for lo in range(0, n, block):
-            cols = slice(lo, lo + block)
-            total, m, s = batch_sum[cols], mu[cols], sigma[cols]
-            k = len(total)
-            g, dsum = values[:, :k], shift_sum[:k]
-            g.copy_(record.flat[:, cols])
-            magnitude = torch.abs(g, out=magnitudes[:, :k])
-            m.copy_(magnitude[0])
-            for row in magnitude[1:]:
-                m.add_(row)
-            first, shifted = g[0], g[1:].sub_(g[0])
-            dsum.zero_()
-            s.zero_()
-            for d in shifted:
-                dsum.add_(d)
-                s.addcmul_(d, d)
-            torch.add(dsum, first, alpha=e, out=total)
-            s.addcmul_(dsum, dsum, value=-1.0 / e).clamp_(min=0).div_(e - 1).sqrt_()
-            m.div_(e)
-        return cls(record.names, record.sizes, batch_sum, mu, sigma)
+        block = _BLOCK * torch.get_num_threads() if device.type == "cpu" else max(largest, 1)
+        buffers = _MomentBuffers(e, max(min(block, largest), 1), device)
+        per_dof = 1.0 / (e - 1) if e > 1 else math.nan  # σ of a single batch is NaN
+        sums = torch.zeros(count, 5, dtype=torch.float64, device=device)
+        first_snr = torch.zeros(count, dtype=torch.float64, device=device)
+        for p, n in enumerate(record.sizes):
+            found = False
+            for lo in range(0, n, block):
+                k = min(block, n - lo)
+                v = buffers.views(k)
+                for row, grads in zip(v.rows, record.batch_grads, strict=True):
+                    row.copy_(grads[p][lo : lo + k])
+                torch.abs(v.values, out=v.magnitudes)
+                v.mu.copy_(v.magnitude_rows[0])  # E·μ until the per-parameter sums are divided by E
+                for row in v.magnitude_rows[1:]:
+                    v.mu.add_(row)
+                v.later.sub_(v.first)
+                v.shift_sum.zero_()
+                v.sigma.zero_()
+                for d in v.shifts:
+                    v.shift_sum.add_(d)
+                    v.sigma.addcmul_(d, d)
+                v.sigma.addcmul_(v.shift_sum, v.shift_sum, value=-1.0 / e).clamp_(min=0).mul_(per_dof).sqrt_()
+                v.inner.copy_(record.thetas[p][lo : lo + k]).mul_(v.shift_sum.add_(v.first, alpha=e))
+                torch.eq(v.sigma, 0, out=v.constant)  # NaN σ is not 0: NaN propagates
+                v.mu.addcmul_(v.mu, v.constant, value=-1.0)  # μ where σ = 0 is finite, so this zeroes it exactly
+                torch.div(v.mu, torch.add(v.sigma, v.constant, out=v.snr), out=v.snr)  # 0 / 1 where σ = 0
+                sums[p].add_(v.stats.sum(1))
+                if not found:
+                    i = int(torch.argmin(v.constant))
+                    found = bool(v.constant[i] == 0)
+                    if found:
+                        first_snr[p] = v.snr[i] / e
+        sums[:, :2].div_(e)
+        snr, mu, sigma, inner, constants = sums.unbind(1)
+        varying = torch.tensor(record.sizes, dtype=torch.float64, device=device) - constants
+        return cls(record.names, record.sizes, snr, mu, sigma, varying, first_snr, inner)
 
-    @cached_property
-    def varying(self) -> torch.Tensor:
-        """Elements whose gradient varies over the batches (σ ≠ 0); NaN σ counts, so NaN propagates."""
-        return self.sigma != 0
 
-    def per_parameter_sum(self, values: torch.Tensor) -> torch.Tensor:
-        """[N] element values -> [P] sums per parameter."""
-        return torch.stack([part.sum() for part in values.split(self.sizes)])
+class _MomentBuffers:
+    """The moment pass's float64 work space, with its views for blocks of k columns made once per k
+    (building a dozen views costs more than a block's maths when most blocks have the same width)."""
+
+    def __init__(self, batches: int, width: int, device: torch.device) -> None:
+        f64 = {"dtype": torch.float64, "device": device}
+        self.values, self.magnitudes = torch.empty(batches, width, **f64), torch.empty(batches, width, **f64)
+        self.stats = torch.empty(5, width, **f64)  # per element: μ/σ, μ, σ, θ·Σ_b g, 1 where σ = 0
+        self.shift_sum = torch.empty(width, **f64)
+        self._views: dict[int, SimpleNamespace] = {}
+
+    def views(self, k: int) -> SimpleNamespace:
+        if k not in self._views:
+            values, stats = self.values[:, :k], self.stats[:, :k]
+            snr, mu, sigma, inner, constant = stats
+            self._views[k] = SimpleNamespace(
+                values=values, rows=tuple(values), first=values[0], later=values[1:], shifts=tuple(values[1:]),
+                magnitudes=self.magnitudes[:, :k], magnitude_rows=tuple(self.magnitudes[:, :k]),
+                stats=stats, snr=snr, mu=mu, sigma=sigma, inner=inner, constant=constant,
+                shift_sum=self.shift_sum[:k],
+            )  # fmt: skip
+        return self._views[k]
 
 
 def collect_gradients(
@@ -161,9 +222,10 @@ def collect_gradients(
 ) -> GradientRecord:
     """Back-propagate each batch and record the measured parameters' gradients (see ProbeContext).
 
-    Each batch's gradients are kept as they are (fresh tensors, as gradients are reset to None before
-    every batch; copies when they accumulate) and copied into the record's matrix once at the end,
-    which then holds only the parameters that received a gradient.
+    Each batch's gradients are taken as they are: gradients are reset to None before every batch,
+    so autograd makes fresh tensors, and the record takes them from the parameters (a copy where the
+    gradients accumulate, or of a part of one). Only parameters that received a gradient are kept;
+    a batch that left one without gets zeros.
     """
     if not params:
         raise ValueError("no parameters to measure")
@@ -183,29 +245,38 @@ def collect_gradients(
             loss.backward()
             if step is not None:
                 step()
-            grads = [r.param.grad for r in regions]
-            taken.append(
-                [
-                    None if g is None else r.select(g.clone() if accumulate else g)
-                    for r, g in zip(regions, grads, strict=True)
-                ]
-            )
+            taken.append([_take_gradient(region, accumulate) for region in regions])
     keep = [i for i in range(len(regions)) if any(row[i] is not None for row in taken)]
-    sizes = tuple(regions[i].numel for i in keep)
-    device = regions[0].param.device
-    dtype = functools.reduce(torch.promote_types, (r.param.dtype for r in regions))
-    flat = torch.empty(len(batches), sum(sizes), dtype=dtype, device=device)
-    for row, parts in zip(flat, taken, strict=True):
-        for out, i in zip(row.split(sizes), keep, strict=True):
-            if parts[i] is None:
-                out.zero_()
-            else:
-                out.copy_(parts[i])
-    theta = torch.empty(sum(sizes), dtype=dtype, device=device)
-    for out, i in zip(theta.split(sizes), keep, strict=True):
-        out.copy_(regions[i].select(regions[i].param.detach()))
+    missing = {i: regions[i].param.new_zeros(regions[i].numel) for i in keep if any(row[i] is None for row in taken)}
+    batch_grads = tuple(tuple(missing[i] if row[i] is None else row[i] for i in keep) for row in taken)
+    thetas = tuple(_unshared(regions[i].select(regions[i].param.detach()), regions[i].param) for i in keep)
     names = tuple(params)
-    return GradientRecord(names=tuple(names[i] for i in keep), sizes=sizes, flat=flat, theta_flat=theta, losses=losses)
+    return GradientRecord(
+        names=tuple(names[i] for i in keep),
+        sizes=tuple(regions[i].numel for i in keep),
+        batch_grads=batch_grads,
+        thetas=thetas,
+        losses=losses,
+    )
+
+
+def _take_gradient(region: Region, accumulate: bool) -> torch.Tensor | None:
+    """The region's elements of its parameter's gradient, flattened, in a tensor the model no longer holds."""
+    grad = region.param.grad
+    if grad is None:
+        return None
+    part = region.select(grad)
+    if accumulate or region.numel != region.param.numel():  # it keeps accumulating, or a part would pin it whole
+        return _unshared(part, grad)
+    region.param.grad = None
+    return part
+
+
+def _unshared(part: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """``part``, selected from ``source``, as a tensor that shares no memory with it (a copy if it is a view)."""
+    if not source.is_sparse and part.untyped_storage().data_ptr() == source.untyped_storage().data_ptr():
+        return part.clone()
+    return part
 
 
 class ProbeContext:
@@ -260,7 +331,7 @@ class ProbeContext:
         return self._record
 
     def moments(self) -> GradientMoments:
-        """Mean |g| and std per element over the probe batches (shared through the record)."""
+        """Per-parameter gradient statistics over the probe batches (shared through the record)."""
         record = self.gradients()
         if record.num_batches < 2:
             raise ValueError(f"gradient statistics need at least 2 probe batches, got {record.num_batches}")

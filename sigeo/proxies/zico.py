@@ -14,20 +14,10 @@ def zico_value(moments: GradientMoments, first_only: bool = False) -> float:
     ``first_only`` reproduces the reference's bug (REFERENCE §5.3.1): each parameter contributes only
     log(μ/σ) of its first element with σ ≠ 0 instead of the log of the sum over all such elements.
     """
-    mu, sigma, varying = moments.mu, moments.sigma, moments.varying
     if first_only:
-        ratios = []
-        for m, s, v in zip(
-            mu.split(moments.sizes), sigma.split(moments.sizes), varying.split(moments.sizes), strict=True
-        ):
-            first = int(torch.argmax(v.to(torch.uint8)))  # the first True, or 0 when there is none
-            if v.numel() and v[first]:
-                ratios.append(m[first] / s[first])
-        ratio = torch.stack(ratios) if ratios else mu.new_zeros(0)
-        return float(torch.log(ratio[ratio != 0]).sum())
-    ratios = moments.per_parameter_sum(torch.div(mu, sigma).masked_fill_(~varying, 0.0))
-    counted = torch.stack([v.any() for v in varying.split(moments.sizes)])
-    return float(torch.log(ratios[counted]).sum())
+        ratios = moments.first_snr
+        return float(torch.log(ratios[ratios != 0]).sum())
+    return float(torch.log(moments.snr[moments.varying > 0]).sum())
 
 
 @register("zico", higher_is_better=True)

@@ -12,8 +12,9 @@ the two agree on every operator but attention (a test checks this).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from .choice import Block, Path, SearchSpace
 from .ops import ATTN_HEADS, EMBED_DIM, INTERACT_ROWS, Stem, dp_rows, fm_vector, init_weights, pairwise_dots
 
 Segment = tuple[int, int]  # (first column of the full concatenated input, number of columns)
+Inputs = Callable[[], tuple[torch.Tensor, list[Segment]]]  # a block's selected inputs and their segments
 Rows = tuple[int, int]  # (first row, number of rows)
 
 
@@ -262,12 +264,18 @@ class SuperBlock(nn.Module):
     ) -> tuple[torch.Tensor, SparseAct]:
         d, sd = block.dense_dim, block.sparse_dim
         n_dense, n_sparse = (self.w, self.r) if mask else (d, sd)
+        # operators of a block that read the same selected inputs share one concatenation of them
+        dense_input = functools.cache(lambda: self._dense_input(dense, block.dense_idx))
+        sparse_input = functools.cache(lambda: self._sparse_input(sparse, block.sparse_idx))
         outs = [
-            self._dense_op(self.space.nodes[k], dense, sparse, block, n_dense) for k in block.dense_nodes(self.space)
+            self._dense_op(self.space.nodes[k], dense, dense_input, sparse_input, block, n_dense)
+            for k in block.dense_nodes(self.space)
         ]
-        dense_out = outs[0] if len(outs) == 1 else torch.stack(outs).sum(0)
-        rows = [self._sparse_op(self.space.nodes[k], sparse, block, n_sparse) for k in block.sparse_nodes(self.space)]
-        sparse_out = rows[0] if len(rows) == 1 else torch.stack(rows).sum(0)
+        dense_out = functools.reduce(torch.add, outs)
+        rows = [
+            self._sparse_op(self.space.nodes[k], sparse_input, block, n_sparse) for k in block.sparse_nodes(self.space)
+        ]
+        sparse_out = functools.reduce(torch.add, rows)
         if mask:
             dense_out, sparse_out = self._mask_cols(dense_out, d), self._mask_cols(sparse_out, sd)
         extra = None
@@ -292,15 +300,15 @@ class SuperBlock(nn.Module):
         return s if s.shape[1] == r else torch.cat([s[:, :r], s.new_zeros(s.shape[0], s.shape[1] - r, s.shape[2])], 1)
 
     def _dense_op(
-        self, op: str, dense: list[torch.Tensor], sparse: list[SparseAct], block: Block, n: int
+        self, op: str, dense: list[torch.Tensor], dense_input: Inputs, sparse_input: Inputs, block: Block, n: int
     ) -> torch.Tensor:
         if op == "fc":
-            x, segs = self._dense_input(dense, block.dense_idx)
+            x, segs = dense_input()
             return _relu(layer_norm(seg_linear(x, self.fc, segs, n), self.fc_ln))
         if op == "dp":
-            x, segs = self._dense_input(dense, block.dense_idx)
+            x, segs = dense_input()
             v = layer_norm(seg_linear(x, self.dp_dense, segs, EMBED_DIM), self.dp_dense_ln) if self.dp_dense else x
-            s, rsegs = self._sparse_input(sparse, block.sparse_idx)
+            s, rsegs = sparse_input()
             if self.dp_rows is not None:
                 s = layer_norm(seg_linear(s, self.dp_rows, rsegs, self.p), self.dp_rows_ln)
             t = torch.cat([v.unsqueeze(1), s.transpose(1, 2)], dim=1)
@@ -337,8 +345,8 @@ class SuperBlock(nn.Module):
         parts = torch.split(x, widths, dim=1)
         return sum(self._place(p, s, n) for p, s in zip(parts, segs, strict=True))
 
-    def _sparse_op(self, op: str, sparse: list[SparseAct], block: Block, n: int) -> torch.Tensor:
-        s, segs = self._sparse_input(sparse, block.sparse_idx)
+    def _sparse_op(self, op: str, sparse_input: Inputs, block: Block, n: int) -> torch.Tensor:
+        s, segs = sparse_input()
         if op == "efc":
             return _relu(layer_norm(seg_linear(s, self.efc, segs, n), self.efc_ln))
         if op == "attn":  # attention runs rows first, [B, rows, E]
