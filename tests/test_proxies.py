@@ -186,6 +186,7 @@ def test_nan_and_inf_are_kept():
     scores = score(ALL, context(batches=inf_batches))
     assert scores["loss"] == math.inf
     assert not math.isfinite(scores["fisher_rao"]) and not math.isfinite(scores["sigeo"])
+    assert scores["grad_abs_mean"] == math.inf  # an infinite gradient keeps its mean infinite, not NaN
 
 
 def exact_moments(values: list[Fraction]) -> tuple[float, float]:

@@ -174,7 +174,7 @@ class GradientMoments:
                 v.sigma.addcmul_(v.shift_sum, v.shift_sum, value=-1.0 / e).clamp_(min=0).mul_(per_dof).sqrt_()
                 v.inner.copy_(record.thetas[p][lo : lo + k]).mul_(v.shift_sum.add_(v.first, alpha=e))
                 torch.eq(v.sigma, 0, out=v.constant)  # NaN σ is not 0: NaN propagates
-                v.mu.addcmul_(v.mu, v.constant, value=-1.0)  # μ where σ = 0 is finite, so this zeroes it exactly
+                v.mu.mul_(torch.sub(1.0, v.constant, out=v.snr))  # × 0 where σ = 0 (μ is finite there), × 1 else
                 torch.div(v.mu, torch.add(v.sigma, v.constant, out=v.snr), out=v.snr)  # 0 / 1 where σ = 0
                 sums[p].add_(v.stats.sum(1))
                 if not found:
