@@ -287,3 +287,24 @@ def test_blocks_that_do_not_reach_the_head_are_skipped():
     net(torch.randn(4, 13), torch.randint(0, 5, (4, 26)), small).sum().backward()
     assert all(p.grad is None for p in net.blocks[1].parameters())
     assert net.blocks[0].fc.weight.grad is not None and net.blocks[2].efc.weight.grad is not None
+
+
+def test_pairwise_dots_and_their_gradient_match_plain_loops():
+    """Strict lower triangle of T Tᵀ in row-major order, and dL/dT = S T with S the symmetric
+    output gradient, both against loops over the pairs in float64; torch's gradcheck agrees."""
+    rng = np.random.default_rng(3)
+    t = rng.normal(size=(2, 5, 3))
+    upstream = rng.normal(size=(2, 10))
+    pairs = [(i, j) for i in range(5) for j in range(i)]
+    expected = np.array([[t[b, i] @ t[b, j] for i, j in pairs] for b in range(2)])
+    expected_grad = np.zeros_like(t)
+    for b in range(2):
+        for p, (i, j) in enumerate(pairs):
+            expected_grad[b, i] += upstream[b, p] * t[b, j]
+            expected_grad[b, j] += upstream[b, p] * t[b, i]
+    x = torch.tensor(t, requires_grad=True)
+    out = pairwise_dots(x)
+    out.backward(torch.tensor(upstream))
+    np.testing.assert_allclose(out.detach().numpy(), expected, rtol=1e-14)
+    np.testing.assert_allclose(x.grad.numpy(), expected_grad, rtol=1e-12, atol=1e-14)
+    assert torch.autograd.gradcheck(pairwise_dots, (torch.tensor(t, requires_grad=True),))
