@@ -189,6 +189,13 @@ def test_nan_and_inf_are_kept():
     assert scores["grad_abs_mean"] == math.inf  # an infinite gradient keeps its mean infinite, not NaN
 
 
+def record_from_matrix(names, sizes, flat: torch.Tensor, theta_flat: torch.Tensor, losses) -> GradientRecord:
+    """A record over the columns of an [E, N] gradient matrix (views of it)."""
+    sizes = tuple(sizes)
+    batch_grads = tuple(tuple(row.split(sizes)) for row in flat)
+    return GradientRecord(tuple(names), sizes, batch_grads, tuple(theta_flat.split(sizes)), losses)
+
+
 def exact_moments(values: list[Fraction]) -> tuple[float, float]:
     """μ = mean |g| and σ (ddof 1) of one element's gradients, in rational arithmetic."""
     mean = sum(values) / len(values)
@@ -208,8 +215,8 @@ def test_moments_are_exact_for_float32_columns_whose_values_are_ulps_apart():
     flat[:, 2] = np.spacing(np.float32(1)) * np.array([1, 2, 3, 5])
     sizes = (1,) * 300 + (1000, 39_000)
     theta = rng.normal(size=40_300)
-    record = GradientRecord.from_matrix([f"p{i}" for i in range(302)], sizes, torch.from_numpy(flat),
-                                        torch.from_numpy(theta), [0.0])  # fmt: skip
+    record = record_from_matrix([f"p{i}" for i in range(302)], sizes, torch.from_numpy(flat),
+                                torch.from_numpy(theta), [0.0])  # fmt: skip
     moments = record.moments
     for col in range(300):
         values = [Fraction(float(v)) for v in flat[:, col]]
@@ -234,13 +241,12 @@ def test_moments_are_exact_for_float32_columns_whose_values_are_ulps_apart():
         np.testing.assert_allclose(moments.first_snr[p], mu[cols][first] / sigma[cols][first], rtol=1e-12)
         np.testing.assert_allclose(moments.inner[p], theta[cols] @ g[:, cols].sum(0), rtol=1e-12)
     close = base[:200] * (1 + rng.integers(-50, 50, (4, 200)) * 1e-13)  # float64 spread 1e-13 of the value
-    wide = GradientRecord.from_matrix([f"p{i}" for i in range(200)], (1,) * 200, torch.from_numpy(close),
-                                      torch.zeros(200, dtype=torch.float64), [0.0]).moments  # fmt: skip
+    wide = record_from_matrix([f"p{i}" for i in range(200)], (1,) * 200, torch.from_numpy(close),
+                              torch.zeros(200, dtype=torch.float64), [0.0]).moments  # fmt: skip
     for col in range(200):
         _, sigma = exact_moments([Fraction(float(v)) for v in close[:, col]])
         assert float(wide.sigma[col]) == pytest.approx(sigma, rel=1e-12, abs=0)
-    single = GradientRecord.from_matrix(["a"], (2,), torch.tensor([[1.0, -2.0]]), torch.tensor([1.0, 1.0]),
-                                        [0.0]).moments  # fmt: skip
+    single = record_from_matrix(["a"], (2,), torch.tensor([[1.0, -2.0]]), torch.tensor([1.0, 1.0]), [0.0]).moments
     assert single.sigma.isnan().all() and single.varying.tolist() == [2]  # no spread from one batch: NaN
     assert single.inner.tolist() == [-1.0]
 

@@ -68,20 +68,6 @@ class GradientRecord:
     thetas: tuple[torch.Tensor, ...]
     losses: list[float]
 
-    @classmethod
-    def from_matrix(
-        cls,
-        names: Sequence[str],
-        sizes: Sequence[int],
-        flat: torch.Tensor,
-        theta_flat: torch.Tensor,
-        losses: list[float],
-    ) -> GradientRecord:
-        """A record over the columns of an [E, N] gradient matrix (views, not copies)."""
-        sizes = tuple(sizes)
-        batch_grads = tuple(tuple(row.split(sizes)) for row in flat)
-        return cls(tuple(names), sizes, batch_grads, tuple(theta_flat.split(sizes)), losses)
-
     @cached_property
     def flat(self) -> torch.Tensor:
         """[E, N]: row b holds every measured parameter's gradient after batch b."""
@@ -117,14 +103,12 @@ class GradientMoments:
     """Per-parameter sums of per-element gradient statistics over the probe batches, in float64.
 
     For element i over the E batches: μ_i = mean |g_i|, σ_i = unbiased std (ddof 1, NaN for a
-    single batch). Per parameter, in ``names`` order: ``snr`` = Σ μ_i/σ_i and ``mu`` = Σ μ_i over
+    single batch). Per parameter, in the record's order: ``snr`` = Σ μ_i/σ_i and ``mu`` = Σ μ_i over
     the elements with σ_i ≠ 0, ``sigma`` = Σ σ_i, ``varying`` = #{i: σ_i ≠ 0}, ``first_snr`` = μ_i/σ_i
     of the first element with σ_i ≠ 0 (0 when there is none), and ``inner`` = Σ θ_i Σ_b g_i. A NaN σ
     counts as varying, so NaN propagates into every sum.
     """
 
-    names: tuple[str, ...]
-    sizes: tuple[int, ...]
     snr: torch.Tensor
     mu: torch.Tensor
     sigma: torch.Tensor
@@ -185,7 +169,7 @@ class GradientMoments:
         sums[:, :2].div_(e)
         snr, mu, sigma, inner, constants = sums.unbind(1)
         varying = torch.tensor(record.sizes, dtype=torch.float64, device=device) - constants
-        return cls(record.names, record.sizes, snr, mu, sigma, varying, first_snr, inner)
+        return cls(snr, mu, sigma, varying, first_snr, inner)
 
 
 class _MomentBuffers:
