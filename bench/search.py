@@ -14,10 +14,15 @@
    workers' time for the same population is when its last candidate finishes (with the costliest
    started first, the first candidates to finish are not the first in seeded order).
 
+With ``--matmul-precision high|medium`` (the config's ``devices.matmul_precision``) everything runs at that
+precision, and 1 also scores its candidates with exact float32 products and prints the time ratio and the
+rank agreement (Kendall tau, Spearman) and largest relative difference of the SiGeo scores.
+
 Data for 1–2 are random prepared arrays written under --workdir (uniform ids: every probe row is a
 distinct embedding row, the worst case for memory); 3 generates the demo data set as the workflow does.
 
     python bench/search.py [--candidates 20] [--ea-candidates 256] [--paper-oneshot 1] [--workdir /tmp/sigeo-bench]
+                            [--matmul-precision highest]
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
+import scipy.stats
 import torch
 import yaml
 
@@ -177,6 +183,9 @@ def bench_sigeo(workdir: Path, n: int, paper_oneshot: int) -> None:
           f"{(REFERENCE_BUILD_S + REFERENCE_MATHS_S) / (build + probing):.0f}x")  # fmt: skip
     print(f"  RSS: {rss_before:.0f} MB before scoring (the supernet's parameters are {params * 4 / 2**20:.0f} MB), "
           f"peak {peak:.0f} MB while scoring (+{peak - rss_before:.0f} MB)", flush=True)  # fmt: skip
+    precision = torch.get_float32_matmul_precision()
+    if precision != "highest":
+        print_agreement(scorer, archs, precision)
 
     for steps, batches, count in ((50, 5, 3), (500, 150, paper_oneshot)):
         if count == 0:
@@ -269,6 +278,22 @@ def bench_ea(workdir: Path, n: int, threads: int) -> None:
           f"{np.mean(flops[-init:]) / 1e6:.2f} in the last {min(len(flops), init)} candidates scored")  # fmt: skip
 
 
+def print_agreement(scorer: CandidateScorer, archs: list, precision: str) -> None:
+    """Time and SiGeo scores of the same candidates with exact float32 products and at ``precision``."""
+    seconds, scores = {}, {}
+    for setting in ("highest", precision, "highest", precision):  # twice each, alternating: the machine drifts
+        torch.set_float32_matmul_precision(setting)
+        start = time.perf_counter()
+        scores[setting] = np.array([scorer.score(arch)["sigeo"] for arch in archs])
+        seconds[setting] = min(seconds.get(setting, math.inf), (time.perf_counter() - start) / len(archs))
+    exact, reduced = scores["highest"], scores[precision]
+    tau, rho = scipy.stats.kendalltau(exact, reduced)[0], scipy.stats.spearmanr(exact, reduced)[0]
+    print(f"  matmul precision {precision!r}: {seconds[precision]:.3f} s per candidate against "
+          f"{seconds['highest']:.3f} s exact ({seconds['highest'] / seconds[precision]:.2f}x); SiGeo scores against "
+          f"exact float32: Kendall tau {tau:.4f}, Spearman {rho:.4f}, largest relative difference "
+          f"{np.max(np.abs(reduced - exact) / np.abs(exact)):.1e}", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--candidates", type=int, default=20, help="random candidates timed for SiGeo")
@@ -277,10 +302,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/sigeo-bench"))
     parser.add_argument("--only", choices=["sigeo", "ea"], default=None)
+    parser.add_argument("--matmul-precision", choices=["highest", "high", "medium"], default="highest",
+                        help="float32 matmul precision (the config's devices.matmul_precision); below 'highest' "
+                             "the SiGeo part also compares time and scores with exact float32")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} cores, load average at start "
-          f"{os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+    torch.set_float32_matmul_precision(args.matmul_precision)
+    print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} cores, matmul precision "
+          f"{args.matmul_precision!r}, load average at start {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
     if args.only in (None, "sigeo"):
         bench_sigeo(args.workdir, args.candidates, args.paper_oneshot)
     if args.only in (None, "ea"):

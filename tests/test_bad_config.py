@@ -75,6 +75,11 @@ CASES: dict[str, tuple[Change, str, str]] = {
     "search-level-above-one": (setting("search", "levels", value=[2]), "search.levels[0]", "2 is greater than"),
     "dataset-name": (renamed_dataset, "datasets.Tiny-1", "does not match"),
     "unknown-space": (setting("spaces", value=["small", "huge"]), "spaces[1]", "'huge' is not one of"),
+    "unknown-matmul-precision": (
+        setting("devices", "matmul_precision", value="low"),
+        "devices.matmul_precision",
+        "'low' is not one of",
+    ),
     "missing-source": (setting("datasets", "tiny", value=MISSING_SOURCE), "datasets.tiny.source", "nowhere/train.txt"),
     "missing-profile": (kdd_without_profile, "datasets.tiny.profile", "kdd/userid_profile.txt does not exist"),
     "url-without-sha256": (setting("datasets", "tiny", value=URL_SOURCE), "datasets.tiny.sha256", "required"),

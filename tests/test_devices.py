@@ -146,7 +146,21 @@ def test_visible_gpus_reads_cuda_visible_devices():
 
 def test_settings_come_from_the_schema_defaults():
     config = load_config({"datasets": {"d": {"format": "criteo", "source": "synthetic", "synthetic": {"rows": 10}}}})
-    assert DeviceSettings.from_config(config) == DeviceSettings("/tmp/sigeo-gpu-locks", 86400, False)
+    assert DeviceSettings.from_config(config) == DeviceSettings("/tmp/sigeo-gpu-locks", 86400, False, "highest")
     config["devices"]["lock_dir"] = "relative/locks"
     with pytest.raises(ConfigError, match="relative/locks"):
         load_config(config)
+
+
+def test_job_device_sets_the_matmul_precision_for_the_job_only(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="sigeo.devices")
+    settings = DeviceSettings(str(tmp_path), 1.0, False, "medium")
+    assert torch.get_float32_matmul_precision() == "highest"
+    with settings.job_device() as device:
+        assert torch.get_float32_matmul_precision() == "medium"
+        assert device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert torch.get_float32_matmul_precision() == "highest"
+    assert "float32 matrix products at precision 'medium'" in caplog.text
+    with pytest.raises(RuntimeError), settings.job_device():
+        raise RuntimeError("the job failed")
+    assert torch.get_float32_matmul_precision() == "highest"

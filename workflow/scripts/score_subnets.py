@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from sigeo.devices import DeviceSettings, assigned_device
+from sigeo.devices import DeviceSettings
 from sigeo.runner import run
 from sigeo.study.correlation import sampling_seed, score_subnets, subnets
 
@@ -12,7 +12,7 @@ def main() -> None:
     devices = DeviceSettings.from_config(config)
     space = snakemake.wildcards.space
     archs = subnets(space, config["num_blocks"], sampling_seed(config), config["correlation"]["num_subnets"])
-    with assigned_device(devices.lock_dir, devices.lock_timeout_s) as device:
+    with devices.job_device() as device:
         score_subnets(
             snakemake.input.supernet,
             Path(snakemake.input.meta).parent,

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from sigeo.devices import DeviceSettings, assigned_device
+from sigeo.devices import DeviceSettings
 from sigeo.runner import run
 from sigeo.search import search
 
@@ -10,7 +10,7 @@ from sigeo.search import search
 def main() -> None:
     config = snakemake.params.stage
     devices = DeviceSettings.from_config(config)
-    with assigned_device(devices.lock_dir, devices.lock_timeout_s) as device:
+    with devices.job_device() as device:
         search(
             snakemake.input.supernet,
             Path(snakemake.input.meta).parent,

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from sigeo.devices import DeviceSettings, assigned_device
+from sigeo.devices import DeviceSettings
 from sigeo.final import FinalSettings, train_final
 from sigeo.runner import run
 from sigeo.space.choice import Path as Architecture
@@ -12,7 +12,7 @@ def main() -> None:
     config = snakemake.params.stage
     devices = DeviceSettings.from_config(config)
     arch = Architecture.load(snakemake.input.arch)
-    with assigned_device(devices.lock_dir, devices.lock_timeout_s) as device:
+    with devices.job_device() as device:
         train_final(
             arch,
             Path(snakemake.input.meta).parent,

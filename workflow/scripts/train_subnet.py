@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from sigeo.devices import DeviceSettings, assigned_device
+from sigeo.devices import DeviceSettings
 from sigeo.runner import run
 from sigeo.study.correlation import sampling_seed, subnet, train_subnet, truth_settings
 
@@ -13,7 +13,7 @@ def main() -> None:
     arch = subnet(
         snakemake.wildcards.space, config["num_blocks"], sampling_seed(config), int(snakemake.wildcards.subnet)
     )
-    with assigned_device(devices.lock_dir, devices.lock_timeout_s) as device:
+    with devices.job_device() as device:
         train_subnet(
             arch,
             Path(snakemake.input.meta).parent,
