@@ -229,6 +229,22 @@ def timed_ea(scorer: CandidateScorer, space_name: str, num_blocks: int, settings
     return time.perf_counter() - start, [t for t in stamps if math.isfinite(t)]
 
 
+def linear_gflops() -> float:
+    """Single-threaded float32 GFLOP/s of the product that dominates late EA candidates (the dot-product
+    operator's 512 x 1035 -> 1024 layer), best of 5: how fast this machine is at the moment."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    x, w = torch.randn(512, 1035), torch.randn(1024, 1035)
+    best = math.inf
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(10):
+            torch.nn.functional.linear(x, w)
+        best = min(best, (time.perf_counter() - start) / 10)
+    torch.set_num_threads(threads)
+    return 2 * 512 * 1035 * 1024 / best / 1e9
+
+
 def bench_ea(workdir: Path, n: int, threads: int) -> None:
     from sigeo.data.prepare import PrepareSettings, prepare
     from sigeo.data.synthetic import SyntheticSpec, generate
@@ -254,6 +270,8 @@ def bench_ea(workdir: Path, n: int, threads: int) -> None:
     print(f"SiGeo EA, paper EA sizes on the demo data ({dataset.num_sparse} tables, {sum(dataset.table_sizes):,} "
           f"rows): {init} + {settings.n_generations} x {settings.n_childs} = {total:,} candidates",
           flush=True)  # fmt: skip
+    speed_before = linear_gflops()
+    print(f"  single-threaded float32 linear 512 x 1035 -> 1024: {speed_before:.0f} GFLOP/s", flush=True)
     # the previous way: one candidate at a time, on every thread (main set them)
     seconds, _ = timed_ea(scorer, space.name, config["num_blocks"], settings, workdir / "ea-baseline" / "records.csv",
                           init, workers=None)  # fmt: skip
@@ -276,6 +294,14 @@ def bench_ea(workdir: Path, n: int, threads: int) -> None:
         flops = [float(row["flops"]) for row in csv.DictReader(fh)]
     print(f"  mean MFLOPs/sample: {np.mean(flops[:init]) / 1e6:.2f} in the initial population, "
           f"{np.mean(flops[-init:]) / 1e6:.2f} in the last {min(len(flops), init)} candidates scored")  # fmt: skip
+    speed_after = linear_gflops()
+    speed = (speed_before + speed_after) / 2
+    probe = ProbeData.from_config(config)
+    rows = probe.probe_batches * probe.probe_batch_size
+    floor = sum(flops) * rows * 3 / (workers.count * speed * 1e9)  # forward, and backward to inputs and weights
+    print(f"  the same linear after the search: {speed_after:.0f} GFLOP/s; at the mean of both, the scored "
+          f"candidates' forward and backward FLOPs ({rows} probe rows) alone take {floor / 60:.1f} min on "
+          f"{workers.count} workers, {floor / seconds:.0%} of the measured time")  # fmt: skip
 
 
 def print_agreement(scorer: CandidateScorer, archs: list, precision: str) -> None:
