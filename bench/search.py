@@ -296,8 +296,7 @@ def bench_ea(workdir: Path, n: int, threads: int) -> None:
           f"{np.mean(flops[-init:]) / 1e6:.2f} in the last {min(len(flops), init)} candidates scored")  # fmt: skip
     speed_after = linear_gflops()
     speed = (speed_before + speed_after) / 2
-    probe = ProbeData.from_config(config)
-    rows = probe.probe_batches * probe.probe_batch_size
+    rows = scorer.data.probe_batches * scorer.data.probe_batch_size
     floor = sum(flops) * rows * 3 / (workers.count * speed * 1e9)  # forward, and backward to inputs and weights
     print(f"  the same linear after the search: {speed_after:.0f} GFLOP/s; at the mean of both, the scored "
           f"candidates' forward and backward FLOPs ({rows} probe rows) alone take {floor / 60:.1f} min on "
