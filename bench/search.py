@@ -236,13 +236,15 @@ def linear_gflops() -> float:
     torch.set_num_threads(1)
     x, w = torch.randn(512, 1035), torch.randn(1024, 1035)
     best = math.inf
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(10):
-            torch.nn.functional.linear(x, w)
-        best = min(best, (time.perf_counter() - start) / 10)
-    torch.set_num_threads(threads)
-    return 2 * 512 * 1035 * 1024 / best / 1e9
+    try:
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(10):
+                torch.nn.functional.linear(x, w)
+            best = min(best, (time.perf_counter() - start) / 10)
+    finally:
+        torch.set_num_threads(threads)
+    return 2 * x.shape[0] * x.shape[1] * w.shape[0] / best / 1e9
 
 
 def bench_ea(workdir: Path, n: int, threads: int) -> None:
