@@ -270,3 +270,14 @@ def param_count(model: nn.Module) -> dict[str, int]:
 
 def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
+
+
+def base_rate_logloss(positive_rate: float) -> float:
+    """The log loss of always predicting the positive rate: what a model that learned nothing scores.
+
+    Every claim that a model, a warm-up or a ground truth *learned* is measured against it.
+    """
+    p = float(positive_rate)
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"positive rate must lie strictly between 0 and 1, got {p}")
+    return -(p * math.log(p) + (1.0 - p) * math.log(1.0 - p))

@@ -161,3 +161,12 @@ def test_final_training_and_selection_on_validation(tiny_data, tmp_path):
     metric_paths[1].write_text(json.dumps(m1))
     best = select_best(metric_paths, arch_paths)
     assert best["rank"] == 0 and best["test"]["logloss"] == 0.60
+
+
+def test_base_rate_logloss_is_the_binary_entropy_of_the_rate():
+    from sigeo.train import base_rate_logloss
+
+    assert base_rate_logloss(0.5) == pytest.approx(math.log(2))
+    assert base_rate_logloss(0.25) == pytest.approx(0.5623351446188083)
+    with pytest.raises(ValueError):
+        base_rate_logloss(0.0)
