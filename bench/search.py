@@ -6,7 +6,12 @@
    probing it (forward, backward, gradient gathering, proxy maths), with the peak RSS of probing.
 2. One-shot scoring per candidate at reduced settings (50 fine-tuning steps of 512, 5 val batches of
    8,192) and at the paper's (500 / 150).
-3. A SiGeo regularized evolution with the paper's sizes (128 + 240 × 8 = 2,048 candidates) on the
+3. ``--only oneshot``: one-shot scoring per candidate at the demo's settings (20 fine-tuning steps of 512,
+   2 val batches of 4,096) on a small random data set (26 tables of 1,000 rows), the head fine-tuned on
+   features computed once per batch (the scorer's way) against full forwards of the candidate for every
+   step (the previous way, written out here), interleaved per candidate, with their ratio and the
+   largest relative difference of the scores.
+4. A SiGeo regularized evolution with the paper's sizes (128 + 240 × 8 = 2,048 candidates) on the
    default config's demo data and settings, scored as the search rule does (one single-threaded
    worker per thread): the first ``--ea-candidates`` are timed and the whole run projected from them
    (``--ea-candidates 2048`` runs it all). The baseline, measured first in the same run, scores the
@@ -18,10 +23,11 @@ With ``--matmul-precision high|medium`` (the config's ``devices.matmul_precision
 precision, and 1 also scores its candidates with exact float32 products and prints the time ratio and the
 rank agreement (Kendall tau, Spearman) and largest relative difference of the SiGeo scores.
 
-Data for 1–2 are random prepared arrays written under --workdir (uniform ids: every probe row is a
-distinct embedding row, the worst case for memory); 3 generates the demo data set as the workflow does.
+Data for 1–3 are random prepared arrays written under --workdir (uniform ids: every probe row is a
+distinct embedding row, the worst case for memory); 4 generates the demo data set as the workflow does.
 
-    python bench/search.py [--candidates 20] [--ea-candidates 256] [--paper-oneshot 1] [--workdir /tmp/sigeo-bench]
+    python bench/search.py [--candidates 20] [--ea-candidates 256] [--paper-oneshot 1] [--oneshot-candidates 8]
+                            [--workdir /tmp/sigeo-bench]
                             [--matmul-precision highest]
 """
 
@@ -202,6 +208,65 @@ def bench_sigeo(workdir: Path, n: int, paper_oneshot: int) -> None:
         del oneshot
 
 
+def uncached_oneshot(scorer: CandidateScorer, arch) -> float:
+    """One-shot scoring as it was before the head's input was cached: full forwards for every step."""
+    candidate = sigeo.search.Candidate(scorer.supernet, arch)
+    _, step = sigeo.search._head_finetuning(candidate, scorer.data)
+    with torch.enable_grad():
+        for batch in scorer.finetune:
+            candidate.zero_grad(set_to_none=True)
+            sigeo.search._loss(candidate, batch).backward()
+            step()
+    total, rows = 0.0, 0
+    with torch.no_grad():
+        for batch in scorer.eval:
+            logits = candidate(batch[0], batch[1])
+            total += float(sigeo.search.logloss(logits.double(), batch[2].double())) * len(logits)
+            rows += len(logits)
+    return total / rows
+
+
+def bench_oneshot(workdir: Path, n: int) -> None:
+    sizes = [1000] * 26
+    root = workdir / "small-random"
+    if not (root / "meta.json").exists():
+        rng = np.random.default_rng(0)
+        for split, rows in {"train": 20_000, "val": 10_000, "test": 8}.items():
+            (root / split).mkdir(parents=True, exist_ok=True)
+            np.save(root / split / "dense.npy", rng.exponential(1.0, (rows, 13)).astype(np.float32))
+            np.save(root / split / "sparse.npy", rng.integers(0, 1000, (rows, 26)))
+            np.save(root / split / "label.npy", (rng.random(rows) < 0.25).astype(np.float32))
+        meta = {"table_sizes": sizes, "dense_features": [f"int_{i}" for i in range(13)],
+                "sparse_features": [f"cat_{i}" for i in range(26)]}  # fmt: skip
+        (root / "meta.json").write_text(json.dumps(meta))
+    dataset = Dataset.open(root)
+    torch.manual_seed(0)
+    net = SuperNet(SMALL, 13, sizes)
+    probe = ProbeSettings(zico_coef=1, fr_coef=1, loss_coef=0, sigeo_mode="fixed", seed=0)
+    data = ProbeData(probe_batches=4, probe_batch_size=512, finetune_steps=20, finetune_lr=0.04, eval_batches=2,
+                     eval_batch_size=4096)  # fmt: skip
+    scorer = CandidateScorer(net, dataset, ["oneshot"], probe, data, torch.device("cpu"))
+    rng = np.random.default_rng(1)
+    archs = [sample_architecture(rng, SMALL, 7) for _ in range(n)]
+    scorer.oneshot(archs[0])  # warm caches and allocator
+    times: dict[str, list[float]] = {"full forwards": [], "cached features": []}
+    worst = 0.0
+    for arch in archs:
+        values = {}
+        for name, fn in (("full forwards", uncached_oneshot), ("cached features", CandidateScorer.oneshot)):
+            best = math.inf
+            for _ in range(2):  # the machine is shared: the better of two
+                start = time.perf_counter()
+                values[name] = fn(scorer, arch)
+                best = min(best, time.perf_counter() - start)
+            times[name].append(best)
+        worst = max(worst, abs(values["cached features"] / values["full forwards"] - 1))
+    before, after = (float(np.mean(times[k])) for k in ("full forwards", "cached features"))
+    print(f"oneshot, 20 fine-tuning steps of 512, 2 val batches of 4,096, {n} random candidates, per candidate: "
+          f"full forwards {before:.3f} s, cached head features {after:.3f} s, ratio {before / after:.2f}x; "
+          f"largest relative difference of the scores {worst:.1e}", flush=True)  # fmt: skip
+
+
 class Enough(Exception):
     pass
 
@@ -328,7 +393,8 @@ def main() -> None:
     parser.add_argument("--paper-oneshot", type=int, default=1, help="candidates at the paper's one-shot setting")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/sigeo-bench"))
-    parser.add_argument("--only", choices=["sigeo", "ea"], default=None)
+    parser.add_argument("--only", choices=["sigeo", "oneshot", "ea"], default=None)
+    parser.add_argument("--oneshot-candidates", type=int, default=8, help="random candidates timed for one-shot")
     parser.add_argument("--matmul-precision", choices=["highest", "high", "medium"], default="highest",
                         help="float32 matmul precision (the config's devices.matmul_precision); below 'highest' "
                              "the SiGeo part also compares time and scores with exact float32")  # fmt: skip
@@ -339,6 +405,8 @@ def main() -> None:
           f"{args.matmul_precision!r}, load average at start {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
     if args.only in (None, "sigeo"):
         bench_sigeo(args.workdir, args.candidates, args.paper_oneshot)
+    if args.only in (None, "oneshot"):
+        bench_oneshot(args.workdir, args.oneshot_candidates)
     if args.only in (None, "ea"):
         bench_ea(args.workdir, args.ea_candidates, args.threads)
     print(f"load average at end {os.getloadavg()[0]:.2f}")

@@ -29,6 +29,7 @@ from typing import TypeVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from .data.store import Dataset
@@ -150,18 +151,31 @@ class CandidateScorer:
         return ProbeContext(candidate, self.probe_batches, _loss, self.probe, params=params, step=step, extras=extras)
 
     def oneshot(self, arch: Architecture) -> float:
-        """Fine-tune only the head on the shared fine-tuning batches, then val log loss (REFERENCE §4.1)."""
+        """Fine-tune only the head on the shared fine-tuning batches, then val log loss (REFERENCE §4.1).
+
+        Everything below the head is frozen, so the head's input is a fixed function of each batch:
+        it is computed once per batch without autograd (no graph is kept for the frozen part) and
+        the head is stepped and evaluated on it, one batch at a time so that memory stays that of
+        one batch. The steps are the ones a full forward would take (the same linear map of the same
+        features, the same clipped Adagrad steps), so the score is the same to float rounding.
+        """
         candidate = Candidate(self.supernet, arch)
-        _, step = _head_finetuning(candidate, self.data)
+        head, step = _head_finetuning(candidate, self.data)
+        weight, bias = head["head.weight"], head["head.bias"]
+
+        def features(batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+            with torch.no_grad():
+                return candidate.head_input(batch[0], batch[1])
+
         with torch.enable_grad():
             for batch in self.finetune:
                 candidate.zero_grad(set_to_none=True)
-                _loss(candidate, batch).backward()
+                logloss(F.linear(features(batch), weight, bias).squeeze(1), batch[2]).backward()
                 step()
         total, rows = 0.0, 0
         with torch.no_grad():
             for batch in self.eval:
-                logits = candidate(batch[0], batch[1])
+                logits = F.linear(features(batch), weight, bias).squeeze(1)
                 total += float(logloss(logits.double(), batch[2].double())) * len(logits)
                 rows += len(logits)
         return total / rows

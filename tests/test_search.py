@@ -351,6 +351,34 @@ def test_oneshot_fine_tunes_a_copy_of_the_head_and_scores_val_logloss(tiny_datas
     assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
 
 
+
+def test_oneshot_on_cached_head_features_matches_full_forwards(tiny_dataset):
+    """The head fine-tuned on features computed once per batch scores what full forwards of the candidate
+    give (the uncached way, written out here), over several architectures, at the real lr."""
+    from sigeo.data.store import Dataset
+    from sigeo.search import _head_finetuning, _loss
+    from sigeo.space.supernet import Candidate
+    from sigeo.train import logloss
+
+    net = supernet()
+    scorer = CandidateScorer(net, Dataset.open(tiny_dataset), ["oneshot"], probe_settings(), DATA, CPU)
+
+    def uncached(arch) -> float:
+        candidate = Candidate(net, arch)
+        _, step = _head_finetuning(candidate, DATA)
+        with torch.enable_grad():
+            for batch in scorer.finetune:
+                candidate.zero_grad(set_to_none=True)
+                _loss(candidate, batch).backward()
+                step()
+        with torch.no_grad():
+            losses = [(float(logloss(candidate(b[0], b[1]).double(), b[2].double())), len(b[2])) for b in scorer.eval]
+        return sum(loss * n for loss, n in losses) / sum(n for _, n in losses)
+
+    rng = np.random.default_rng(7)
+    for arch in [sample_architecture(rng, SMALL, 2) for _ in range(4)]:
+        assert scorer.oneshot(arch) == pytest.approx(uncached(arch), rel=1e-6)
+
 # --- export -------------------------------------------------------------------------------------------
 def write_records(path: Path, proxy: str, rows: list[tuple[Arch, float]]) -> None:
     with open(path, "w", newline="") as fh:

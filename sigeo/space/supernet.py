@@ -86,22 +86,27 @@ class Usage:
 
     Proxies measure "the parameters the candidate uses"; with slicing that is a sub-block of each
     shared weight, and gathering only those blocks keeps a candidate's gradient record the size of
-    the candidate, not of the supernet. ``relu_codes`` collects each ReLU's on/off pattern (NASWOT).
+    the candidate, not of the supernet. ``relu_codes`` collects each ReLU's on/off pattern (NASWOT,
+    SWAP); ``layers`` each layer's outputs as the next layers read them (MeCo, AZ-NAS): first the
+    network's input (dense features, looked-up embeddings [B, E, C]), then per live block its dense
+    output [B, d], its sparse output [B, E, rows] and, with the dense-to-sparse merger, its extra rows.
     """
 
-    def __init__(self, record_relu: bool = False) -> None:
+    def __init__(self, record_relu: bool = False, record_layers: bool = False) -> None:
         self.regions: dict[int, Region] = {}
         self.record_relu = record_relu
         self.relu_codes: list[torch.Tensor] = []
+        self.record_layers = record_layers
+        self.layers: list[tuple[torch.Tensor, ...]] = []
 
 
 _USAGE: ContextVar[Usage | None] = ContextVar("sigeo_supernet_usage", default=None)
 
 
 @contextlib.contextmanager
-def record_usage(record_relu: bool = False) -> Iterator[Usage]:
-    """Record which parameter regions (and, optionally, which ReLU patterns) forwards inside use."""
-    usage = Usage(record_relu)
+def record_usage(record_relu: bool = False, record_layers: bool = False) -> Iterator[Usage]:
+    """Record which parameter regions (and, optionally, which ReLU patterns and layer outputs) forwards inside use."""
+    usage = Usage(record_relu, record_layers)
     token = _USAGE.set(usage)
     try:
         yield usage
@@ -409,14 +414,30 @@ class SuperNet(nn.Module):
         Blocks that do not reach the head (``Path.live_blocks``) are skipped: they would change
         neither the logits nor any gradient.
         """
+        x, segs = self.head_input(dense, embedded, path)
+        return seg_linear(x, self.head, segs, 1).squeeze(1)
+
+    def head_input(
+        self, dense: torch.Tensor, embedded: torch.Tensor, path: Path
+    ) -> tuple[torch.Tensor, list[Segment]]:
+        """What the head of ``path`` reads: the last block's outputs [B, n] and their segments of the head's input.
+
+        Everything before the head, so a caller that trains only the head can compute it once per batch.
+        """
         if path.num_blocks != self.num_blocks or path.space != self.space:
             raise ValueError(f"path has {path.num_blocks} blocks of {path.space.name}; supernet is {self.num_blocks}")
         # one entry per output index; None for the blocks skipped as dead
         dense_acts, sparse_acts = [dense], [SparseAct(embedded.transpose(1, 2).contiguous(), None)]
+        usage = _USAGE.get()
+        layers = usage.layers if usage is not None and usage.record_layers else None
+        if layers is not None:
+            layers.append((dense, sparse_acts[0].main))
         for block_module, block, live in zip(self.blocks, path.blocks, path.live_blocks(), strict=True):
             d, s = block_module(dense_acts, sparse_acts, block, self.mask) if live else (None, None)
             dense_acts.append(d)
             sparse_acts.append(s)
+            if layers is not None and live:
+                layers.append((d, s.main) if s.extra is None else (d, s.main, s.extra))
         last_dense, last_sparse = dense_acts[-1], sparse_acts[-1]
         rows = last_sparse.main.shape[2]
         pieces = [last_dense, last_sparse.main.transpose(1, 2).flatten(1)]  # the head reads rows first
@@ -424,7 +445,7 @@ class SuperNet(nn.Module):
         if last_sparse.extra is not None:
             pieces.append(last_sparse.extra.transpose(1, 2).flatten(1))
             segs.append((self.space.max_dense + self.space.max_sparse * EMBED_DIM, INTERACT_ROWS * EMBED_DIM))
-        return seg_linear(torch.cat(pieces, dim=1), self.head, segs, 1).squeeze(1)
+        return torch.cat(pieces, dim=1), segs
 
 
 class OwnRows(nn.Module):
@@ -487,3 +508,10 @@ class Candidate(nn.Module):
         embedded = self.stem(sparse_ids) if self.stem is not None else self.supernet.stem(sparse_ids)
         with _owning(_OwnWeights({key: getattr(self, attr) for attr, key in self._owned})):
             return self.supernet.logits(dense, embedded, self.path)
+
+    def head_input(self, dense: torch.Tensor, sparse_ids: torch.Tensor) -> torch.Tensor:
+        """The head's input [B, n] (see :meth:`SuperNet.head_input`): ``forward`` is ``head.weight`` and
+        ``head.bias`` (the candidate's own parameters under those names) applied to it."""
+        embedded = self.stem(sparse_ids) if self.stem is not None else self.supernet.stem(sparse_ids)
+        with _owning(_OwnWeights({key: getattr(self, attr) for attr, key in self._owned})):
+            return self.supernet.head_input(dense, embedded, self.path)[0]
