@@ -351,7 +351,6 @@ def test_oneshot_fine_tunes_a_copy_of_the_head_and_scores_val_logloss(tiny_datas
     assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
 
 
-
 def test_oneshot_on_cached_head_features_matches_full_forwards(tiny_dataset):
     """The head fine-tuned on features computed once per batch scores what full forwards of the candidate
     give (the uncached way, written out here), over several architectures, at the real lr."""
@@ -378,6 +377,7 @@ def test_oneshot_on_cached_head_features_matches_full_forwards(tiny_dataset):
     rng = np.random.default_rng(7)
     for arch in [sample_architecture(rng, SMALL, 2) for _ in range(4)]:
         assert scorer.oneshot(arch) == pytest.approx(uncached(arch), rel=1e-6)
+
 
 # --- export -------------------------------------------------------------------------------------------
 def write_records(path: Path, proxy: str, rows: list[tuple[Arch, float]]) -> None:

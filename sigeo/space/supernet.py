@@ -417,9 +417,7 @@ class SuperNet(nn.Module):
         x, segs = self.head_input(dense, embedded, path)
         return seg_linear(x, self.head, segs, 1).squeeze(1)
 
-    def head_input(
-        self, dense: torch.Tensor, embedded: torch.Tensor, path: Path
-    ) -> tuple[torch.Tensor, list[Segment]]:
+    def head_input(self, dense: torch.Tensor, embedded: torch.Tensor, path: Path) -> tuple[torch.Tensor, list[Segment]]:
         """What the head of ``path`` reads: the last block's outputs [B, n] and their segments of the head's input.
 
         Everything before the head, so a caller that trains only the head can compute it once per batch.
