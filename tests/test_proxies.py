@@ -20,13 +20,17 @@ import zlib
 from fractions import Fraction
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
 from sigeo.errors import ConfigError
 from sigeo.proxies import PROXIES, GradientRecord, ProbeContext, ProbeSettings, get_proxy, register, score
+from sigeo.proxies.aznas import rank_aggregate, spectral_entropy, trainability_term
 from sigeo.proxies.jacob_cov import input_jacobian
+from sigeo.proxies.meco import min_correlation_eigenvalue, sampled_units
+from sigeo.proxies.swap import distinct_unit_patterns
 from sigeo.space.choice import SMALL, Block
 from sigeo.space.choice import Path as Arch
 from sigeo.space.supernet import Candidate, SuperNet
@@ -263,7 +267,7 @@ def test_a_failing_candidate_scores_nan_and_warns(caplog):
 
 
 def test_unknown_proxy_names_the_known_ones():
-    with pytest.raises(ConfigError, match=r"unknown proxy 'zeco'; known proxies: fisher, fisher_rao, .*, zico"):
+    with pytest.raises(ConfigError, match=r"unknown proxy 'zeco'; known proxies: aznas, fisher, fisher_rao, .*, zico"):
         score(["zeco"], context())
     with pytest.raises(ConfigError, match="sigeo"):
         get_proxy("nope")
@@ -406,5 +410,130 @@ def test_every_proxy_declares_its_direction():
     assert {name: proxy.higher_is_better for name, proxy in PROXIES.items()} == {
         "sigeo": True, "zico": True, "fisher_rao": True, "loss": False, "grad_abs_mean": True, "grad_std": True,
         "grad_norm": True, "snip": True, "fisher": True, "synflow": True, "jacob_cov": True, "naswot": True,
-        "params": True, "flops": True, "random": True, "oneshot": False,
+        "params": True, "flops": True, "random": True, "oneshot": False, "meco": True, "aznas": True, "swap": True,
     }  # fmt: skip
+
+
+# --- MeCo, SWAP and AZ-NAS -------------------------------------------------------------------------
+def test_meco_swap_and_aznas_maths_match_hand_computed_values():
+    """MeCo: columns (1,2,3,4) and (1,3,2,4), centred (−1.5,−.5,.5,1.5) and (−1.5,.5,−.5,1.5), have
+    r = 4/5, so the correlation matrix [[1, r], [r, 1]] has λ_min = 1 − r = 0.2.
+    SWAP: unit columns (1,0,1), (0,0,0), (1,0,1), (1,1,0) hold 3 distinct patterns.
+    AZ-NAS: X = [[1,0],[−1,0],[0,2],[0,−2]] (centred) has covariance diag(1/2, 2), p = (0.2, 0.8);
+    g_in = [[2,0],[−2,1]], g_out = [[1],[−1]] give M = g_inᵀ g_out / 2 = (2, −1/2)ᵀ, σ = √4.25."""
+    features = torch.tensor([[1.0, 1.0], [2.0, 3.0], [3.0, 2.0], [4.0, 4.0]], dtype=torch.float64)
+    assert min_correlation_eigenvalue(features) == pytest.approx(0.2, rel=1e-12)
+    dead = torch.cat([features, torch.zeros(4, 1, dtype=torch.float64)], dim=1)  # a constant unit: its row is 0
+    assert min_correlation_eigenvalue(dead) == pytest.approx(0.0, abs=1e-12)
+    codes = torch.tensor([[1, 0, 1, 1], [0, 0, 0, 1], [1, 0, 1, 0]], dtype=torch.bool)
+    assert distinct_unit_patterns(codes) == 3
+    x = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 2.0], [0.0, -2.0]], dtype=torch.float64)
+    assert spectral_entropy(x) == pytest.approx(-(0.2 * math.log(0.2 + 1e-8) + 0.8 * math.log(0.8 + 1e-8)), rel=1e-12)
+    assert spectral_entropy(x + 5.0) == pytest.approx(spectral_entropy(x), rel=1e-12)  # covariance: centred
+    assert spectral_entropy(torch.ones(4, 3, dtype=torch.float64)) == 0.0  # one point: no spectrum
+    g_in = torch.tensor([[2.0, 0.0], [-2.0, 1.0]], dtype=torch.float64)
+    sigma = math.sqrt(4.25)
+    assert trainability_term(g_in, torch.tensor([[1.0], [-1.0]], dtype=torch.float64)) == pytest.approx(
+        -sigma - 1 / (sigma + 1e-6) + 2, rel=1e-12
+    )
+
+
+def test_aznas_rank_aggregation_matches_the_hand_computed_ranks():
+    """Ranks from the lowest (ties averaged) over N = 3: expressivity (1,2,3) → 1,2,3; progressivity
+    (3,1,2) → 3,1,2; trainability (5,5,1) → 2.5,2.5,1; complexity (10,30,20) → 1,3,2."""
+    frame = pd.DataFrame({"aznas_expressivity": [1.0, 2.0, 3.0], "aznas_progressivity": [3.0, 1.0, 2.0],
+                          "aznas_trainability": [5.0, 5.0, 1.0], "aznas_complexity": [10.0, 30.0, 20.0]})  # fmt: skip
+    ranks = [(1, 3, 2.5, 1), (2, 1, 2.5, 3), (3, 2, 1, 2)]
+    expected = [sum(math.log(r / 3) for r in row) for row in ranks]
+    np.testing.assert_allclose(rank_aggregate(frame), expected, rtol=1e-12)
+    frame.loc[1, "aznas_trainability"] = math.nan
+    assert math.isnan(rank_aggregate(frame)[1])
+
+
+def one_block(samples: int = 16):
+    """A one-block SMALL supernet (FC and EFC, no LayerNorm), a candidate of it and a probe batch."""
+    torch.manual_seed(0)
+    net = SuperNet(SMALL, 3, [5, 5], num_blocks=1, use_layernorm=False)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.endswith("bias"):
+                p.add_(0.5 + 0.3 * torch.randn_like(p))  # mostly positive: few units are off for every sample
+    block = Block((0,), (0,), 0, 0, active_nodes=(0, 2), dense_dim=16, sparse_dim=16, interact=False, deep_fm=False)
+    arch = Arch(SMALL, (block,))
+    generator = torch.Generator().manual_seed(1)
+    dense = torch.randn(samples, 3, generator=generator)
+    ids = torch.randint(0, 5, (samples, 2), generator=generator)
+    candidate = Candidate(net, arch, torch.unique(ids + net.stem.offsets))
+    return net, candidate, (dense, ids, torch.zeros(samples))
+
+
+def numpy_block(net: SuperNet, dense: torch.Tensor, ids: torch.Tensor) -> dict[str, np.ndarray]:
+    """The one-block subnet's layers in numpy: input dense [B,3] and rows [B,16,2]; FC and EFC pre-activations."""
+    w = {k: v.detach().double().numpy() for k, v in net.state_dict().items()}
+    rows = w["stem.embedding.weight"][ids.numpy() + np.array([0, 5])].transpose(0, 2, 1)  # [B, E=16, C=2]
+    return {
+        "dense": dense.double().numpy(),
+        "rows": rows,
+        "fc": dense.double().numpy() @ w["blocks.0.fc.weight"][:16, :3].T + w["blocks.0.fc.bias"][:16],
+        "efc": rows @ w["blocks.0.efc.weight"][:16, :2].T + w["blocks.0.efc.bias"][:16],  # [B, E, 16 rows]
+        "w_fc": w["blocks.0.fc.weight"][:16, :3],
+        "w_efc": w["blocks.0.efc.weight"][:16, :2],
+    }
+
+
+def test_meco_and_swap_match_numpy_on_a_one_block_supernet():
+    """MeCo: λ_min of the correlation of the 8 units drawn by the (seed, 1) generator among the block's
+    272 outputs (16 FC, 16×16 EFC) over the 16 samples, × 272/8. SWAP: distinct unit columns of the
+    ReLU codes (FC and EFC)."""
+    net, candidate, batch = one_block()
+    ctx = ProbeContext(candidate, [batch], bce, settings(), extras={"flops": 1.0})
+    layers = numpy_block(net, batch[0], batch[1])
+    relu = {k: np.maximum(layers[k], 0) for k in ("fc", "efc")}
+    outputs = np.concatenate([relu["fc"], relu["efc"].reshape(16, -1)], axis=1)
+    units = sampled_units(272, 0, 1)
+    eig = np.linalg.eigvalsh(np.nan_to_num(np.corrcoef(outputs[:, units].T)))
+    assert eig[0] > 0.01  # the check has a non-trivial value to match
+    assert score(["meco"], ctx)["meco"] == pytest.approx(eig[0] * 272 / 8, rel=1e-5)
+    codes = (outputs > 0).astype(int)
+    patterns = len(np.unique(codes.T, axis=0))
+    assert 2 < patterns < 272  # some units share a pattern, some differ
+    assert score(["swap"], ctx)["swap"] == patterns
+
+
+def numpy_entropy(x: np.ndarray) -> float:
+    eig = np.clip(np.linalg.eigvalsh(np.cov(x.T, bias=True)), 0, None)
+    p = eig / eig.sum()
+    return float(-(p * np.log(p + 1e-8)).sum())
+
+
+def test_aznas_components_match_numpy_on_a_one_block_supernet():
+    """Expressivity and progressivity from covariance eigenvalues in numpy; trainability from the block's
+    Jacobian written out: g_in(dense) = (g_fc ⊙ 1[fc > 0]) W_fc, g_in(rows) = (g_efc ⊙ 1[efc > 0]) W_efc,
+    with g_out the ±1 draws of a generator seeded like the proxy's; complexity = the FLOPs given."""
+    net, candidate, batch = one_block()
+    candidate.requires_grad_(False)  # the proxy differentiates whatever the parameters' flags (restored after)
+    ctx = ProbeContext(candidate, [batch], bce, settings(), extras={"flops": 1234.0})
+    scores = score(["aznas"], ctx)
+    assert not any(p.requires_grad for p in candidate.parameters())
+    n = numpy_block(net, batch[0], batch[1])
+    inputs = np.concatenate([n["dense"], n["rows"].reshape(16, -1)], axis=1)
+    outputs = np.concatenate([np.maximum(n["fc"], 0), np.maximum(n["efc"], 0).reshape(16, -1)], axis=1)
+    e0, e1 = numpy_entropy(inputs), numpy_entropy(outputs)
+    generator = torch.Generator().manual_seed(0)
+    g_fc, g_efc = ((torch.randint(0, 2, shape, generator=generator, dtype=torch.float64) * 2 - 1).numpy()
+                   for shape in ((16, 16), (16, 16, 16)))  # fmt: skip
+    g_dense = (g_fc * (n["fc"] > 0)) @ n["w_fc"]
+    g_rows = (g_efc * (n["efc"] > 0)) @ n["w_efc"]  # [B, E, 2]
+    g_in = np.concatenate([g_dense, g_rows.reshape(16, -1)], axis=1)
+    g_out = np.concatenate([g_fc, g_efc.reshape(16, -1)], axis=1)
+    sigma = np.linalg.svd(g_in.T @ g_out / 16, compute_uv=False).max()
+    assert scores["aznas_expressivity"] == pytest.approx(e1, rel=1e-5)
+    assert scores["aznas_progressivity"] == pytest.approx(e1 - e0, rel=1e-4)
+    assert scores["aznas_trainability"] == pytest.approx(-sigma - 1 / (sigma + 1e-6) + 2, rel=1e-5)
+    assert scores["aznas_complexity"] == 1234.0
+    total = e1 + (e1 - e0) + (-sigma - 1 / (sigma + 1e-6) + 2) + math.log(1234.0)
+    assert scores["aznas"] == pytest.approx(total, rel=1e-5)
+
+
+def test_feature_proxies_score_nan_on_a_model_without_layers():
+    assert all(math.isnan(score([name], ctr_context())[name]) for name in ("meco", "aznas", "swap"))

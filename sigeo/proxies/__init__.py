@@ -4,6 +4,7 @@ One module per proxy; gradient proxies share :class:`ProbeContext`'s single grad
 """
 
 from . import (
+    aznas,
     fisher,
     fisher_rao,
     flops,
@@ -12,12 +13,14 @@ from . import (
     grad_std,
     jacob_cov,
     loss,
+    meco,
     naswot,
     oneshot,
     params,
     random,
     sigeo,
     snip,
+    swap,
     synflow,
     zico,
 )
@@ -32,6 +35,7 @@ __all__ = [
     "ProbeSettings",
     "Proxy",
     "Region",
+    "aznas",
     "collect_gradients",
     "fisher",
     "fisher_rao",
@@ -42,6 +46,7 @@ __all__ = [
     "grad_std",
     "jacob_cov",
     "loss",
+    "meco",
     "naswot",
     "oneshot",
     "params",
@@ -50,6 +55,7 @@ __all__ = [
     "score",
     "sigeo",
     "snip",
+    "swap",
     "synflow",
     "zico",
 ]

@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 from ..data.store import Dataset
 from ..final import FinalSettings, train_final
 from ..io import atomic_path, read_json, write_json, write_text
-from ..proxies import ProbeSettings, get_proxy
+from ..proxies import ProbeSettings, aznas, get_proxy
 from ..report.plots import subplots
 from ..report.tables import markdown
 from ..space.choice import Path as Architecture
@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 PathLike = str | os.PathLike
 
 #: Zero-cost baselines scored next to the configured proxies when ``correlation.proxies`` is null.
-BASELINES = ("zico", "fisher_rao", "loss", "grad_norm", "snip", "synflow", "naswot", "params", "flops")
+BASELINES = (
+    "zico", "fisher_rao", "loss", "grad_norm", "snip", "synflow", "naswot", "meco", "aznas", "swap", "params", "flops",
+)  # fmt: skip
 #: Shown first, in this order, so SiGeo and ZiCo sit side by side in every level's block of rows.
 LEAD = ("sigeo", "zico")
 LABELS = {
@@ -57,6 +59,9 @@ LABELS = {
     "fisher": "Fisher",
     "jacob_cov": "Jacob. cov.",
     "naswot": "NASWOT",
+    "meco": "MeCo",
+    "aznas": "AZ-NAS",
+    "swap": "SWAP",
     "params": "#params",
     "flops": "FLOPs",
     "random": "random",
@@ -187,6 +192,8 @@ def score_subnets(
             rows.append({"subnet": index, "hash": arch.hash(), **scores, "seconds": seconds})
             log.info("subnet %d/%d scored in %.2f s", index + 1, len(archs), seconds)
     frame = pd.DataFrame(rows)
+    if "aznas" in proxies:  # the paper's score: its components' ranks aggregated over this level's subnets
+        frame["aznas"] = aznas.rank_aggregate(frame)
     with atomic_path(out_csv, ".csv") as tmp:
         frame.to_csv(tmp, index=False)
     return frame
