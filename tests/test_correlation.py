@@ -17,6 +17,7 @@ from sigeo.data.synthetic import SyntheticSpec, generate
 from sigeo.final import FinalSettings
 from sigeo.report.plots import save_figure
 from sigeo.report.tables import write_table
+from sigeo.space.choice import get_space
 from sigeo.study.correlation import (
     CorrelationSettings,
     collect,
@@ -152,3 +153,37 @@ def test_warmup_plot_is_an_image_of_the_expected_size(tmp_path):
     assert image.shape[:2] == (630, 1125)  # 7.5 × 4.2 in at 150 dpi
     assert image[..., :3].std() > 0.05
     assert (tmp_path / "p.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_scoring_supplies_oneshot_and_ranks_aznas_over_the_level(tmp_path):
+    """score_subnets gives one-shot its fine-tuning (a finite val log loss per subnet), and its aznas column
+    is the AZ-NAS paper's Σ_m log(rank_m / N) of the components over the level's subnets (scipy's ranks)."""
+    import scipy.stats
+
+    from sigeo.data.store import Dataset
+    from sigeo.study.correlation import score_subnets
+    from sigeo.warmup import WarmupSettings, build_supernet
+
+    rng = np.random.default_rng(0)
+    tables = [6, 9, 4, 11]
+    for split, rows in {"train": 512, "val": 256, "test": 8}.items():
+        (tmp_path / split).mkdir()
+        np.save(tmp_path / split / "dense.npy", rng.exponential(1.0, (rows, 13)).astype(np.float32))
+        np.save(tmp_path / split / "sparse.npy", (rng.random((rows, 4)) * tables).astype(np.int64))
+        np.save(tmp_path / split / "label.npy", (rng.random(rows) < 0.3).astype(np.float32))
+    meta = {"table_sizes": tables, "dense_features": [f"d{i}" for i in range(13)],
+            "sparse_features": [f"c{i}" for i in range(4)]}  # fmt: skip
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    cfg = config()
+    cfg["proxy"].update(finetune_steps=4, eval_batches=1, eval_batch_size=128)
+    torch.manual_seed(0)
+    net = build_supernet(get_space("small"), Dataset.open(tmp_path), WarmupSettings.from_config(cfg))
+    torch.save(net.state_dict(), tmp_path / "supernet.pt")
+    archs = subnets("small", 2, 5, 5)
+    frame = score_subnets(tmp_path / "supernet.pt", tmp_path, "small", archs, ["aznas", "oneshot"], cfg,
+                          tmp_path / "scores.csv", CPU)  # fmt: skip
+    parts = ("aznas_expressivity", "aznas_progressivity", "aznas_trainability", "aznas_complexity")
+    expected = sum(np.log(scipy.stats.rankdata(frame[m]) / len(frame)) for m in parts)
+    np.testing.assert_allclose(frame["aznas"], expected, rtol=1e-12)
+    assert frame["aznas"].nunique() > 1 and (frame["aznas"] <= 0).all()
+    assert np.isfinite(frame["oneshot"]).all() and (frame["oneshot"] > 0).all()

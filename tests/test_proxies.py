@@ -436,6 +436,11 @@ def test_meco_swap_and_aznas_maths_match_hand_computed_values():
     assert trainability_term(g_in, torch.tensor([[1.0], [-1.0]], dtype=torch.float64)) == pytest.approx(
         -sigma - 1 / (sigma + 1e-6) + 2, rel=1e-12
     )
+    # more outputs than samples (the B × B branch): g_out = [[1,1,0],[−1,1,1]] gives M = g_inᵀ g_out / 2 =
+    # [[2,0,−1],[−1/2,1/2,1/2]], MMᵀ = [[5,−3/2],[−3/2,3/4]], λ_max = (23/4 + √(4.25² + 9)) / 2
+    wide = torch.tensor([[1.0, 1.0, 0.0], [-1.0, 1.0, 1.0]], dtype=torch.float64)
+    sigma = math.sqrt((23 / 4 + math.sqrt((5 - 3 / 4) ** 2 + 9)) / 2)
+    assert trainability_term(g_in, wide) == pytest.approx(-sigma - 1 / (sigma + 1e-6) + 2, rel=1e-9)
 
 
 def test_aznas_rank_aggregation_matches_the_hand_computed_ranks():

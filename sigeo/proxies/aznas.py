@@ -56,9 +56,12 @@ COMPONENTS = ("aznas_expressivity", "aznas_progressivity", "aznas_trainability",
 
 def spectral_entropy(features: torch.Tensor) -> float:
     """Entropy of the normalised eigenvalues of the covariance of the columns of ``features`` [B, F]
-    over its rows (the eigenvalues are the squared singular values of the centred matrix over B)."""
+    over its rows. Its nonzero eigenvalues are those of the smaller Gram matrix of the centred
+    features over B (B × B when F > B), which is cheaper than the F × F covariance; round-off's
+    negative eigenvalues count as 0."""
     centred = features - features.mean(dim=0, keepdim=True)
-    s = torch.linalg.svdvals(centred) ** 2 / features.shape[0]
+    gram = centred @ centred.T if centred.shape[1] > centred.shape[0] else centred.T @ centred
+    s = torch.linalg.eigvalsh(gram).clamp(min=0) / features.shape[0]
     total = s.sum()
     if total == 0:
         return 0.0
@@ -69,15 +72,21 @@ def spectral_entropy(features: torch.Tensor) -> float:
 def trainability_term(g_in: torch.Tensor, g_out: torch.Tensor) -> float:
     """−σ − 1/(σ + 1e-6) + 2 for σ the largest singular value of M = g_inᵀ g_out / B ([B, F_in], [B, F_out]).
 
-    M is F_in × F_out, thousands by thousands for a deep subnet, but of rank ≤ B: σ² is the largest
-    eigenvalue of MᵀM = g_outᵀ (g_in g_inᵀ) g_out / B², whose nonzero eigenvalues are those of the
-    B × B matrix S G_in S / B², with G_in = g_in g_inᵀ and S the square root of g_out g_outᵀ.
+    M is F_in × F_out, thousands by thousands for a deep subnet, but of rank ≤ B, and σ² is the
+    largest eigenvalue of MᵀM = g_outᵀ G g_out / B² with G = g_in g_inᵀ (B × B). Where F_out ≤ B that
+    F_out × F_out matrix is the small one; otherwise its nonzero eigenvalues are those of the B × B
+    matrix R G R / B², R the square root of g_out g_outᵀ.
     """
     b = g_in.shape[0]
-    w, v = torch.linalg.eigh(g_out @ g_out.T)
-    root = (v * w.clamp(min=0).sqrt()) @ v.T
-    top = torch.linalg.eigvalsh(root @ (g_in @ g_in.T) @ root)[-1]
-    sigma = float(top.clamp(min=0).sqrt()) / b
+    gram = (g_in @ g_in.T).double()  # the long products in the gradients' dtype; the top eigenvalue is robust
+    g_out = g_out.double()
+    if g_out.shape[1] <= b:
+        small = g_out.T @ (gram @ g_out)
+    else:
+        w, v = torch.linalg.eigh(g_out @ g_out.T)
+        root = (v * w.clamp(min=0).sqrt()) @ v.T
+        small = root @ gram @ root
+    sigma = float(torch.linalg.eigvalsh(small)[-1].clamp(min=0).sqrt()) / b
     return -sigma - 1.0 / (sigma + 1e-6) + 2.0
 
 
@@ -119,7 +128,8 @@ def components(ctx: ProbeContext) -> dict[str, float] | None:
                                                                    allow_unused=True), strict=True))  # fmt: skip
             g_in = [grads.get(id(t)) for t in earlier]
             g_in = [torch.zeros_like(t) if g is None else g for t, g in zip(earlier, g_in, strict=True)]
-            terms.append(trainability_term(layer_matrix(tuple(g_in)), layer_matrix(tuple(g_out))))
+            flat = [torch.cat([t.flatten(1) for t in tensors], dim=1) for tensors in (g_in, g_out)]
+            terms.append(trainability_term(*flat))
     steps = np.diff(entropies)
     return {
         "aznas_expressivity": float(sum(entropies[1:])),
