@@ -175,11 +175,11 @@ def test_scoring_supplies_oneshot_and_ranks_aznas_over_the_level(tmp_path):
             "sparse_features": [f"c{i}" for i in range(4)]}  # fmt: skip
     (tmp_path / "meta.json").write_text(json.dumps(meta))
     cfg = config()
-    cfg["proxy"].update(finetune_steps=4, eval_batches=1, eval_batch_size=128)
+    cfg["proxy"].update(probe_batches=2, finetune_steps=2, eval_batches=1, eval_batch_size=64)
     torch.manual_seed(0)
     net = build_supernet(get_space("small"), Dataset.open(tmp_path), WarmupSettings.from_config(cfg))
     torch.save(net.state_dict(), tmp_path / "supernet.pt")
-    archs = subnets("small", 2, 5, 5)
+    archs = subnets("small", 2, 5, 4)
     frame = score_subnets(tmp_path / "supernet.pt", tmp_path, "small", archs, ["aznas", "oneshot"], cfg,
                           tmp_path / "scores.csv", CPU)  # fmt: skip
     parts = ("aznas_expressivity", "aznas_progressivity", "aznas_trainability", "aznas_complexity")
