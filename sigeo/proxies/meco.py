@@ -4,7 +4,7 @@ Minimum Eigenvalue of Correlation"): Σ_l λ_min(P(f_l)) over the layers' featur
 The paper's P(f_l) is the Pearson correlation matrix between the C channels of layer l for ONE input
 image, the H·W spatial positions being the observations; a network whose channels are decorrelated
 (λ_min far from 0) trains better. Its cheaper MeCo_opt takes 8 random channels per layer and scales
-the minimum eigenvalue by C/8 (the authors' code, github.com/HamsterMimi/MeCo, ``get_score`` with
+the minimum eigenvalue by C/8 (the authors' code, linked from the paper: ``get_score`` with
 ``measure='meco_opt'``; NaN/inf correlations, those of constant channels, are set to 0).
 
 CTR networks have no spatial axis: one sample's dense output is a single vector, whose channels

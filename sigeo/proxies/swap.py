@@ -5,7 +5,7 @@ Every ReLU unit n has, over the B samples of a batch, a binary pattern (1[a_{b,n
 counts the distinct patterns: |{(1[a_{b,n} > 0])_{b=1..B} : n}|. NASWOT looks at the transposed
 matrix (one code per sample); SWAP's per-unit codes grow with the network's width and depth as well
 as with how differently its units split the samples, and the paper reports a higher correlation than
-NASWOT's. The authors' code (github.com/pym1024/SWAP, ``SampleWiseActivationPatterns.calSWAP``) takes
+NASWOT's. The authors' code (linked from the paper, ``SampleWiseActivationPatterns.calSWAP``) takes
 the sign of every ReLU output, transposes to (units, samples) and counts ``torch.unique`` rows; this
 is the same count over the supernet's own ReLUs (FC, EFC and the attention FFN of the blocks that
 reach the head, ``record_usage(record_relu=True)``) on the first probe batch.
