@@ -441,6 +441,11 @@ def test_meco_swap_and_aznas_maths_match_hand_computed_values():
     wide = torch.tensor([[1.0, 1.0, 0.0], [-1.0, 1.0, 1.0]], dtype=torch.float64)
     sigma = math.sqrt((23 / 4 + math.sqrt((5 - 3 / 4) ** 2 + 9)) / 2)
     assert trainability_term(g_in, wide) == pytest.approx(-sigma - 1 / (sigma + 1e-6) + 2, rel=1e-9)
+    # g_out g_outᵀ singular (equal rows; no Cholesky factor): g_out = [[1,1,−1],[1,1,−1]] gives
+    # M = [[0,0,0],[1/2,1/2,−1/2]], σ = √(3/4)
+    twin = torch.tensor([[1.0, 1.0, -1.0], [1.0, 1.0, -1.0]], dtype=torch.float64)
+    sigma = math.sqrt(3 / 4)
+    assert trainability_term(g_in, twin) == pytest.approx(-sigma - 1 / (sigma + 1e-6) + 2, rel=1e-9)
 
 
 def test_aznas_rank_aggregation_matches_the_hand_computed_ranks():

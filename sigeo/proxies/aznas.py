@@ -75,7 +75,8 @@ def trainability_term(g_in: torch.Tensor, g_out: torch.Tensor) -> float:
     M is F_in × F_out, thousands by thousands for a deep subnet, but of rank ≤ B, and σ² is the
     largest eigenvalue of MᵀM = g_outᵀ G g_out / B² with G = g_in g_inᵀ (B × B). Where F_out ≤ B that
     F_out × F_out matrix is the small one; otherwise its nonzero eigenvalues are those of the B × B
-    matrix R G R / B², R the square root of g_out g_outᵀ.
+    matrix Lᵀ G L / B² for any L with L Lᵀ = g_out g_outᵀ: its Cholesky factor, or V·√W from its
+    eigendecomposition where it is singular.
     """
     b = g_in.shape[0]
     gram = (g_in @ g_in.T).double()  # the long products in the gradients' dtype; the top eigenvalue is robust
@@ -83,9 +84,12 @@ def trainability_term(g_in: torch.Tensor, g_out: torch.Tensor) -> float:
     if g_out.shape[1] <= b:
         small = g_out.T @ (gram @ g_out)
     else:
-        w, v = torch.linalg.eigh(g_out @ g_out.T)
-        root = (v * w.clamp(min=0).sqrt()) @ v.T
-        small = root @ gram @ root
+        outer = g_out @ g_out.T
+        factor, info = torch.linalg.cholesky_ex(outer)
+        if info:
+            w, v = torch.linalg.eigh(outer)
+            factor = v * w.clamp(min=0).sqrt()
+        small = factor.T @ gram @ factor
     sigma = float(torch.linalg.eigvalsh(small)[-1].clamp(min=0).sqrt()) / b
     return -sigma - 1.0 / (sigma + 1e-6) + 2.0
 
