@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from .errors import SigeoError
@@ -19,6 +20,21 @@ MODEL_HELP = (
     "best.json (select_best's choice), a model.pt (its metrics.json beside it) or, for predict, a model.pt2; "
     "under the workflow's results/final/<dataset>/ the data set's meta.json is found from it"
 )
+
+
+def _count(minimum: int):
+    """An argparse type: an integer of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,21 +48,23 @@ def _parser() -> argparse.ArgumentParser:
         "format, plain or .gz; the label column must be there: write 0 where it is unknown) and write "
         "line,label,probability for every good row. Bad rows are skipped and reported by line number.",
     )
-    predict.add_argument("model", type=Path, help=MODEL_HELP)
-    predict.add_argument("raw", type=Path, help="a raw file in the data set's own format")
+    predict.add_argument("model", metavar="MODEL", type=Path, help=MODEL_HELP)
+    predict.add_argument("raw", metavar="RAW", type=Path, help="a raw file in the data set's own format")
     predict.add_argument("-o", "--output", type=Path, required=True, help="CSV to write (atomically)")
     predict.add_argument("--meta", type=Path, help="the prepared data set's meta.json (default: found from MODEL)")
     predict.add_argument("--arch", type=Path, help="architecture JSON of a model.pt (default: the workflow's)")
     predict.add_argument("--profile", type=Path, help="KDD userid_profile.txt (default: the data set's)")
-    predict.add_argument("--max-bad-rows", type=int, help="fail past this many bad rows (default: the data set's)")
-    predict.add_argument("--batch-size", type=int, default=8192, help="rows per forward pass (default: 8192)")
+    predict.add_argument(
+        "--max-bad-rows", type=_count(0), help="fail past this many bad rows (default: the data set's max_bad_rows)"
+    )
+    predict.add_argument("--batch-size", type=_count(1), help="rows per forward pass (default: 8192)")
 
     export = commands.add_parser(
         "export",
         help="the model as a self-contained torch.export program (model.pt2)",
         description="Write MODEL as a torch.export program that runs without sigeo: see `pydoc sigeo.export`.",
     )
-    export.add_argument("model", type=Path, help=MODEL_HELP)
+    export.add_argument("model", metavar="MODEL", type=Path, help=MODEL_HELP)
     export.add_argument("-o", "--output", type=Path, required=True, help="model.pt2 to write (atomically)")
     export.add_argument("--meta", type=Path, help="the prepared data set's meta.json (default: found from MODEL)")
     export.add_argument("--arch", type=Path, help="architecture JSON of a model.pt (default: the workflow's)")
@@ -61,7 +79,9 @@ def _run(args: argparse.Namespace) -> str:
         export_model(args.model, meta, args.output, args.arch)
         return f"wrote {args.output}"
     model = load_model(args.model, meta, args.arch)
-    settings = PredictSettings(batch_size=args.batch_size, max_bad_rows=args.max_bad_rows)
+    settings = PredictSettings(max_bad_rows=args.max_bad_rows)
+    if args.batch_size:
+        settings = replace(settings, batch_size=args.batch_size)
     report = predict_raw(model, meta, args.raw, args.output, settings, args.profile)
     bad = f"; {report['bad_rows']} bad rows" if report["bad_rows"] else ""
     if report["bad_rows"]:

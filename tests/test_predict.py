@@ -270,6 +270,10 @@ def test_mismatches_fail_with_one_line(criteo, tmp_path, capsys):
 
     err = one_line_error(capsys, [*predict, "--max-bad-rows", "2"], out)
     assert "more than max_bad_rows=2 bad rows; first: line 4: 2 fields, expected 40; line 8: field label" in err
+    strict = tmp_path / "strict" / "meta.json"  # the data set's own limit is the default
+    write_json(strict, {**criteo["meta"], "max_bad_rows": 1})
+    err = one_line_error(capsys, [*predict, "--meta", str(strict)], out)
+    assert "more than max_bad_rows=1 bad rows; first: line 4: 2 fields, expected 40; line 8: field label" in err
 
     err = one_line_error(capsys, ["predict", best, str(tmp_path / "nope.txt"), "-o", str(out)], out)
     assert f"{tmp_path / 'nope.txt'}: file not found" in err
