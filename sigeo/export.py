@@ -35,6 +35,8 @@ from .errors import DataError
 from .io import atomic_path
 
 PROGRAM_INFO = "sigeo.json"
+#: What a model's inputs depend on in a prepared data set's ``meta.json``.
+DATA_KEYS = ("format", "dense_features", "sparse_features", "table_sizes")
 
 
 class ClickProbability(nn.Module):
@@ -49,8 +51,8 @@ class ClickProbability(nn.Module):
 
 
 def data_info(meta: dict) -> dict:
-    """What a model's inputs depend on in a prepared data set's ``meta.json``: format, features, table sizes."""
-    return {key: meta[key] for key in ("format", "dense_features", "sparse_features", "table_sizes")}
+    """The :data:`DATA_KEYS` of a prepared data set's ``meta.json``."""
+    return {key: meta[key] for key in DATA_KEYS}
 
 
 def export_program(model: ClickProbability, meta: dict) -> torch.export.ExportedProgram:

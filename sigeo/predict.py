@@ -31,7 +31,7 @@ from .data.formats import get_format
 from .data.prepare import BadRows, ParsedFile, PrepareSettings, load_profiles
 from .data.store import Dataset
 from .errors import DataError
-from .export import ClickProbability, data_info, export_program, load_program, save_program
+from .export import DATA_KEYS, ClickProbability, data_info, export_program, load_program, save_program
 from .io import atomic_path, read_json
 from .space.choice import Path as Architecture
 from .space.subnet import StandaloneNet
@@ -55,6 +55,14 @@ def _read_json(path: Path, what: str) -> dict:
         return read_json(path)
     except ValueError as exc:
         raise DataError(f"{path}: not valid JSON ({what}): {exc}") from exc
+
+
+def _read_meta(path: Path) -> dict:
+    meta = _read_json(path, "the prepared data set's meta.json")
+    missing = [key for key in DATA_KEYS if key not in meta]
+    if missing:
+        raise DataError(f"{path}: not a prepared data set's meta.json (no {missing[0]!r})")
+    return meta
 
 
 def _workflow_layout(path: Path) -> tuple[tuple[str, ...], int]:
@@ -136,7 +144,7 @@ def load_model(
     ``arch_path`` is for a ``model.pt`` only (default: where the workflow keeps its architecture).
     """
     model_path, meta_path = Path(model_path), Path(meta_path)
-    meta = _read_json(meta_path, "the prepared data set's meta.json")
+    meta = _read_meta(meta_path)
     if model_path.suffix == ".pt2":
         program, info = load_program(model_path)
         for key, value in data_info(meta).items():
@@ -180,11 +188,11 @@ def _batches(n: int, batch_size: int) -> Iterator[slice]:
 
 @torch.no_grad()
 def _probabilities(model: nn.Module, dense: np.ndarray, sparse: np.ndarray, batch_size: int) -> np.ndarray:
-    out = [
-        model(torch.from_numpy(np.ascontiguousarray(dense[s], dtype=np.float32)),
-              torch.from_numpy(np.ascontiguousarray(sparse[s], dtype=np.int64))).numpy()
-        for s in _batches(len(dense), batch_size)
-    ]  # fmt: skip
+    out = []
+    for rows in _batches(len(dense), batch_size):
+        x = torch.from_numpy(np.ascontiguousarray(dense[rows], dtype=np.float32))
+        ids = torch.from_numpy(np.ascontiguousarray(sparse[rows], dtype=np.int64))
+        out.append(model(x, ids).numpy())
     return np.concatenate(out) if out else np.empty(0, np.float32)
 
 
@@ -209,7 +217,7 @@ def predict_raw(
     row count and the bad rows as ``prepare`` reports them in ``meta.json``.
     """
     meta_path, raw_path = Path(meta_path), Path(raw_path)
-    meta = _read_json(meta_path, "the prepared data set's meta.json")
+    meta = _read_meta(meta_path)
     fmt = get_format(meta["format"], keep_id="id" in meta["sparse_features"])
     if list(fmt.sparse_features) != meta["sparse_features"] or list(fmt.dense_features) != meta["dense_features"]:
         raise DataError(f"{meta_path}: its features are not those of the {fmt.name} format")
@@ -219,8 +227,10 @@ def predict_raw(
         if not profile_path:
             raise DataError(f"{raw_path}: KDD rows need a userid_profile.txt (--profile)")
         profile = load_profiles(Path(profile_path), settings.block_size)
-    limit = settings.max_bad_rows if settings.max_bad_rows is not None else meta.get("max_bad_rows")
-    bad = BadRows(raw_path, PrepareSettings.max_bad_rows if limit is None else limit)
+    limit = settings.max_bad_rows
+    if limit is None:  # a meta.json written before prepare recorded it had prepare's default
+        limit = meta.get("max_bad_rows", PrepareSettings.max_bad_rows)
+    bad = BadRows(raw_path, limit)
     rows = 0
     with atomic_path(out_path, ".csv") as tmp, open(tmp, "w") as fh:
         fh.write("line,label,probability\n")

@@ -300,6 +300,20 @@ def test_mismatches_fail_with_one_line(criteo, tmp_path, capsys):
                                   "--arch", str(tmp_path / "arch.json")], out)  # fmt: skip
     assert "arch.json: not the architecture" in err and "(arch_hash differs)" in err
 
+    write_json(tmp_path / "bad" / "meta.json", {"rows": {"train": 1}})
+    err = one_line_error(capsys, [*predict, "--meta", str(tmp_path / "bad" / "meta.json")], out)
+    assert "meta.json: not a prepared data set's meta.json (no 'format')" in err
+
+    metrics = json.loads((run / "2" / "metrics.json").read_text())
+    write_json(run / "2" / "metrics.json", {"arch_hash": metrics["arch_hash"]})
+    err = one_line_error(capsys, predict, out)
+    assert "metrics.json: has no 'net' (the network's settings)" in err
+    write_json(run / "2" / "metrics.json", metrics)
+
+    (run / "2" / "model.pt").write_bytes(b"not a zip")
+    err = one_line_error(capsys, predict, out)
+    assert f"{run / '2' / 'model.pt'}: not a state dict saved by torch.save" in err
+
     (run / "2" / "model.pt").unlink()
     err = one_line_error(capsys, predict, out)
     assert f"{run / '2' / 'model.pt'}: file not found (the trained weights)" in err
