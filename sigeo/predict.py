@@ -17,7 +17,6 @@ does not fit — a missing file, an architecture or table sizes that differ from
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,8 +104,9 @@ def load_standalone(weights: Path, arch: Architecture, net_kwargs: dict, meta: d
         raise DataError(f"{weights}: file not found (the trained weights)")
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError) as exc:
-        raise DataError(f"{weights}: not a state dict saved by torch.save: {str(exc).splitlines()[0]}") from exc
+    except Exception as exc:  # whatever the file holds instead (torch raises several types): one line naming it
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{weights}: not a state dict saved by torch.save: {first}") from exc
     if not isinstance(state, dict) or "stem.embedding.weight" not in state:
         raise DataError(f"{weights}: not the state dict of a StandaloneNet (no stem.embedding.weight)")
     rows, sizes = state["stem.embedding.weight"].shape[0], meta["table_sizes"]
