@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--max-bad-rows", type=_count(0), help="fail past this many bad rows (default: the data set's max_bad_rows)"
     )
-    predict.add_argument("--batch-size", type=_count(1), help="rows per forward pass (default: 8192)")
+    predict.add_argument("--batch-size", type=_count(1), help="rows per forward pass (default: 4096)")
 
     export = commands.add_parser(
         "export",

@@ -42,7 +42,7 @@ CSV_FLOAT = "%.9g"  # enough digits to give back the float32 exactly
 class PredictSettings:
     """How ``predict_raw`` reads: rows per forward pass, bad rows tolerated (None: the data set's own)."""
 
-    batch_size: int = 8192
+    batch_size: int = 4096
     max_bad_rows: int | None = None
     block_size: int = PrepareSettings.block_size
 
