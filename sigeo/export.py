@@ -17,7 +17,7 @@ Inputs, for any batch size N >= 1:
 
 The output is the click probability, float32 [N]. The feature names, table sizes N_f and raw format
 travel inside the file as ``sigeo.json`` (read them with ``torch.export.load(path, extra_files=...)``),
-which lets ``sigeo predict --model model.pt2`` check the program against a data set's ``meta.json``.
+which lets ``sigeo predict model.pt2 RAW`` check the program against a data set's ``meta.json``.
 """
 
 from __future__ import annotations
