@@ -27,6 +27,7 @@ include: "rules/theory.smk"
 include: "rules/supernet.smk"
 include: "rules/search.smk"
 include: "rules/final.smk"
+include: "rules/predict.smk"
 include: "rules/correlation.smk"
 include: "rules/report.smk"
 

@@ -31,7 +31,7 @@ import pyarrow.csv as pacsv
 
 from ..errors import DataError
 from ..io import write_json
-from .formats import RawFormat, UserProfiles
+from .formats import Chunk, RawFormat, UserProfiles
 from .parse import AVAZU_KDD_MODULUS, decimal_or_hex_residues, signed_integers
 from .store import SPLITS, NpyAppender
 
@@ -150,7 +150,9 @@ class _SplitWriter:
 
 
 @dataclass
-class _BadRows:
+class BadRows:
+    """Bad rows of one raw file: counted, the first line numbers and reasons kept, fatal past ``limit``."""
+
     path: Path
     limit: int
     count: int = 0
@@ -167,6 +169,11 @@ class _BadRows:
             raise DataError(
                 f"{self.path}: more than max_bad_rows={self.limit} bad rows; first: " + "; ".join(self.examples)
             )
+
+    def no_usable_rows(self, last_line: int) -> DataError:
+        """The error for a file none of whose ``last_line`` lines could be used."""
+        first = "; first: " + "; ".join(self.examples) if self.examples else ""
+        return DataError(f"{self.path}: no usable rows up to line {last_line} ({self.count} bad{first})")
 
 
 def _open_stream(path: Path) -> tuple[pa.NativeFile, _HashingReader]:
@@ -312,6 +319,52 @@ def _batches(
             thread.join(0.01)
 
 
+class ParsedFile:
+    """The rows of one raw file, parsed and hashed block by block as ``prepare`` stores them.
+
+    Iterating yields each block's ``(lines, chunk)``: the 1-based line number of every parsed row and
+    the parsed rows (use only those with ``chunk.valid``). Every bad row, including those Arrow skips
+    for a wrong number of fields, goes to ``bad`` in line order. After a complete iteration ``sha256``
+    is the file's checksum and ``last_line`` the number of lines read.
+    """
+
+    def __init__(
+        self,
+        fmt: RawFormat,
+        path: Path,
+        table_sizes: list[int],
+        profile: UserProfiles | None,
+        bad: BadRows,
+        block_size: int,
+    ) -> None:
+        self.fmt, self.path, self.table_sizes, self.profile = fmt, path, table_sizes, profile
+        self.bad, self.block_size = bad, block_size
+        self.sha256: str | None = None
+        self.last_line = 0
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, Chunk]]:
+        fmt = self.fmt
+        stream, raw = _open_stream(self.path)
+        try:
+            with _CsvBlocks(self.path, stream, fmt.columns, fmt.delimiter, fmt.header, self.block_size) as blocks:
+                names = blocks.reader.schema.names
+                if fmt.header and tuple(names) != fmt.columns:
+                    raise DataError(f"{self.path}: line 1: header {names} does not match the {fmt.name} format")
+                for block in blocks:
+                    chunk = fmt.parse(block.table, self.table_sizes, self.profile)
+                    rejected = [
+                        (int(block.lines[i]), f"field {chunk.reason(i).field}: {chunk.reason(i).reason}")
+                        for i in np.flatnonzero(~chunk.valid)
+                    ]
+                    for line, why in sorted(block.skipped + rejected):
+                        self.bad.add(line, why)
+                    yield block.lines, chunk
+                self.last_line = blocks.next_line - 1
+            self.sha256 = raw.drain()
+        finally:
+            raw.close()
+
+
 def load_profiles(path: Path, block_size: int = 1 << 22) -> UserProfiles:
     """Read KDD ``userid_profile.txt`` (UserID, Gender, Age; tab separated, no header).
 
@@ -370,6 +423,8 @@ def prepare(
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         meta = _stream(fmt, raw_path, tmp, settings, table_sizes, profile, teacher_prob)
+        if profile is not None:  # `sigeo predict` joins new rows with the same profiles by default
+            meta["profile"] = str(profile_path)
         for split in SPLITS:
             (out_dir / split).mkdir(exist_ok=True)
             for part in ("dense", "sparse", "label"):
@@ -398,53 +453,38 @@ def _stream(
             NpyAppender(tmp / split / "sparse.npy", np.int32, (len(fmt.sparse_features),)),
             NpyAppender(tmp / split / "label.npy", np.uint8, ()),
         )
-    bad = _BadRows(raw_path, settings.max_bad_rows)
-    stream, raw = _open_stream(raw_path)
+    bad = BadRows(raw_path, settings.max_bad_rows)
+    parsed = ParsedFile(fmt, raw_path, table_sizes, profile, bad, settings.block_size)
     splitter = StratifiedSplitter(settings.seed)
     first_data_line = 2 if fmt.header else 1
     try:
-        with _CsvBlocks(raw_path, stream, fmt.columns, fmt.delimiter, fmt.header, settings.block_size) as blocks:
-            names = blocks.reader.schema.names
-            if fmt.header and tuple(names) != fmt.columns:
-                raise DataError(f"{raw_path}: line 1: header {names} does not match the {fmt.name} format")
-            for block in blocks:
-                chunk = fmt.parse(block.table, table_sizes, profile)
-                rejected = [
-                    (int(block.lines[i]), f"field {chunk.reason(i).field}: {chunk.reason(i).reason}")
-                    for i in np.flatnonzero(~chunk.valid)
-                ]
-                for line, why in sorted(block.skipped + rejected):
-                    bad.add(line, why)
-                kept = np.flatnonzero(chunk.valid)
-                split_of = splitter.assign(chunk.label[kept])
-                for s, split in enumerate(SPLITS):
-                    rows = kept[split_of == s]
-                    w = writers[split]
-                    label = chunk.label[rows]
-                    w.dense.append(chunk.dense[rows])
-                    w.sparse.append(chunk.sparse[rows])
-                    w.label.append(label)
-                    w.positives += int(label.sum())
-                    if teacher_prob is not None:
-                        p = np.clip(
-                            teacher_prob[block.lines[rows] - first_data_line].astype(np.float64), 1e-12, 1 - 1e-12
-                        )
-                        w.bayes_loss_sum -= float(np.sum(label * np.log(p) + (1 - label) * np.log1p(-p)))
-        sha256 = raw.drain()
+        for lines, chunk in parsed:
+            kept = np.flatnonzero(chunk.valid)
+            split_of = splitter.assign(chunk.label[kept])
+            for s, split in enumerate(SPLITS):
+                rows = kept[split_of == s]
+                w = writers[split]
+                label = chunk.label[rows]
+                w.dense.append(chunk.dense[rows])
+                w.sparse.append(chunk.sparse[rows])
+                w.label.append(label)
+                w.positives += int(label.sum())
+                if teacher_prob is not None:
+                    p = np.clip(teacher_prob[lines[rows] - first_data_line].astype(np.float64), 1e-12, 1 - 1e-12)
+                    w.bayes_loss_sum -= float(np.sum(label * np.log(p) + (1 - label) * np.log1p(-p)))
     finally:
         for w in writers.values():
             w.close()
-        raw.close()
     rows = {split: writers[split].label.rows for split in SPLITS}
     if sum(rows.values()) == 0:
-        first = "; first: " + "; ".join(bad.examples) if bad.examples else ""
-        raise DataError(f"{raw_path}: no usable rows up to line {blocks.next_line - 1} ({bad.count} bad{first})")
+        raise bad.no_usable_rows(parsed.last_line)
     meta = {
         "format": fmt.name,
         "source": str(raw_path),
-        "source_sha256": sha256,
+        "source_sha256": parsed.sha256,
         "seed": settings.seed,
         "rows": rows,
+        "max_bad_rows": settings.max_bad_rows,
         "bad_rows": bad.count,
         "bad_lines": bad.lines,
         "bad_examples": bad.examples,
