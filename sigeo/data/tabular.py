@@ -11,9 +11,11 @@ same rows give the same arrays:
 - a number is read from an integer, float, boolean or decimal Parquet column as is, and from text
   matching ``[+-]?(digits[.digits] | .digits)[e[+-]digits]``; NaN and infinities are bad values;
 - a categorical value is its text: a string as it is, an integer in decimal (``-12``), a boolean
-  as ``true``/``false``. Its 64-bit code ``v`` is SipHash-2-4 of the text's UTF-8 bytes with the
-  fixed key ``b"0123456789123456"`` (``pandas.util.hash_array``'s default), so it is the same in
-  every process and on every machine (Python's ``hash()`` is salted per process). The stored id is
+  as ``true``/``false``. Its 64-bit code ``v`` is ``pandas.util.hash_array`` of the text with its
+  fixed default key: SipHash-2-4 of the UTF-8 bytes under the key ``b"0123456789123456"``, then
+  pandas' mixing step (``x ^= x >> 30; x *= 0xBF58476D1CE4E5B9; x ^= x >> 27;
+  x *= 0x94D049BB133111EB; x ^= x >> 31``, modulo 2^64). It is the same in every process and on
+  every machine (Python's ``hash()`` is salted per process), and the tests pin it. The stored id is
   ``v mod (N_f - 1) + 1`` as for the other formats; an empty or null value is missing (id 0).
 
 The table size ``N_f`` of a categorical column is given (``table_sizes``) or the number of distinct
@@ -222,7 +224,7 @@ def _empty(arr: pa.Array) -> np.ndarray:
     """Null values, and empty text (an empty CSV field), are missing."""
     empty = pc.is_null(arr)
     if _is_text(arr.type):
-        empty = pc.or_(empty, pc.equal(pc.binary_length(arr), 0))
+        empty = pc.or_(empty, pc.fill_null(pc.equal(pc.binary_length(arr), 0), False))
     return empty.to_numpy(zero_copy_only=False)
 
 
@@ -262,7 +264,7 @@ def _order_keys(col: pa.ChunkedArray | pa.Array) -> _Parsed:
 
 
 def hash_text(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(code ``v`` as uint64, present) per value: SipHash-2-4 of the value's text (see the module doc).
+    """(code ``v`` as uint64, present) per value: the hash of the value's text (see the module doc).
 
     Each distinct value of the chunk is hashed once (Arrow's dictionary encoding finds them).
     """
