@@ -492,8 +492,9 @@ def _prepare(fmt: TabularFormat, files: list[Path], tmp: Path, settings: Prepare
         "codes": NpyAppender(scan / "codes.npy", np.uint64, (len(fmt.sparse_features),)),
         "present": NpyAppender(scan / "present.npy", np.bool_, (len(fmt.sparse_features),)),
         "label": NpyAppender(scan / "label.npy", np.uint8, ()),
-        "key": NpyAppender(scan / "key.npy", np.float64, ()),
     }
+    if fmt.order_by:
+        parts["key"] = NpyAppender(scan / "key.npy", np.float64, ())
     bad = _BadRows(settings.max_bad_rows)
     described = []
     digests = []
@@ -513,7 +514,8 @@ def _prepare(fmt: TabularFormat, files: list[Path], tmp: Path, settings: Prepare
                     parts["codes"].append(c.codes[keep])
                     parts["present"].append(c.present[keep])
                     parts["label"].append(c.label[keep])
-                    parts["key"].append(c.key[keep] if c.key is not None else np.zeros(int(keep.sum())))
+                    if c.key is not None:
+                        parts["key"].append(c.key[keep])
                     for j, name in enumerate(fmt.sparse_features):
                         if name in counters:
                             counters[name].add(c.codes[keep & c.present[:, j], j])
