@@ -9,6 +9,7 @@ number of distinct non-empty texts plus one (capped), dense values ``log(max(x, 
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import math
@@ -334,6 +335,40 @@ def test_wrong_values_and_unreadable_rows_are_bad_rows_with_file_and_row(tmp_pat
     got = stored(tmp_path / "out")
     dense = np.concatenate([got[s][0] for s in SPLITS])
     assert sorted(map(tuple, dense.tolist())) == [(0.0, 2.5, 3.0), (7.0, 0.0, 0.0), (9.0, 150.0, -4.0)]
+
+
+def test_quoted_values_and_bytes_that_are_not_utf8(tmp_path):
+    """A quoted value is its text without the quotes (as Parquet holds it); a row with bytes that are not
+    UTF-8 is bad, and so is a wrong field count after it (Arrow would otherwise stop at that row's text)."""
+    raw = tmp_path / "data.csv"
+    raw.write_bytes(
+        b"seq,clicked,price,age,user,city\n"
+        b'0,1,1,1,u,"New York, NY"\n'
+        b"1,1,2,1,u,\xe9t\xe9\n"
+        b"2,0,1,1,\xe9,b,x\n"
+        b'3,0,1,1,"u",Z\xc3\xbcrich\n'
+    )
+    fmt = dataclasses.replace(FMT, given_sizes=(("city", 1000), ("user", 1000)))
+    meta = prepare_tabular(fmt, [raw], tmp_path / "out", PrepareSettings(seed=1, max_table_size=10))
+    assert meta["bad_examples"] == [f"{raw} row 2: not UTF-8 text", f"{raw} row 3: 7 fields, expected 6"]
+    rows = {int(d[0]): list(s) for split in stored(tmp_path / "out").values() for d, s in zip(*split[:2], strict=True)}
+    assert rows == {0: [text_code("u") % 999 + 1, text_code("New York, NY") % 999 + 1],
+                    3: [text_code("u") % 999 + 1, text_code("Zürich") % 999 + 1]}  # fmt: skip
+    assert meta["table_sizes"] == [1000, 1000]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b'0,1,1,"open\n1,1,1,1,u,a\n', "line 2: a quoted value runs past the end of its line"),
+        (b'0,1,1,1,u,a\n1,1,1,1,u,"two\nlines"\n', "line 3: a quoted value holds a line break"),
+    ],
+)
+def test_a_line_break_inside_quotes_fails_naming_the_line(tmp_path, text, message):
+    raw = tmp_path / "data.csv"
+    raw.write_bytes(b"seq,clicked,price,age,user,city\n" + text)
+    with pytest.raises(DataError, match=f"data.csv: {message}"):
+        prepare_tabular(FMT, [raw], tmp_path / "out", PrepareSettings(seed=1, max_table_size=10))
 
 
 def test_too_many_bad_rows_stop_the_job_naming_the_first(tmp_path):

@@ -38,6 +38,9 @@ from .store import SPLITS, NpyAppender
 log = logging.getLogger(__name__)
 
 SPLIT_RATIOS = (8, 1, 1)
+#: Why a quoted file's row was skipped when its text runs past its line: a quote left open swallows
+#: the lines after it, so the rows that follow can no longer be numbered.
+UNCLOSED_QUOTE = "a quoted value runs past the end of its line (a quote not closed?)"
 MAX_REPORTED_BAD_LINES = 100
 
 
@@ -218,7 +221,10 @@ class _CsvBlocks:
         skipped: list[tuple[int, str]] = []
 
         def on_invalid(row: pacsv.InvalidRow) -> str:
-            skipped.append((row.number, f"{row.actual_columns} fields, expected {row.expected_columns}"))
+            if quoted and ("\n" in row.text or "\r" in row.text):
+                skipped.append((row.number, UNCLOSED_QUOTE))
+            else:
+                skipped.append((row.number, f"{row.actual_columns} fields, expected {row.expected_columns}"))
             return "skip"
 
         with self._reading():

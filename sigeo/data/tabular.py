@@ -26,6 +26,7 @@ of codes (``prepare``), then the codes are reduced, dealt into the 8:1:1 split a
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import glob
@@ -48,7 +49,14 @@ import pyarrow.parquet as pq
 from ..errors import DataError
 from ..io import write_json
 from .formats import BadRow, Chunk, dense_transform, first_failures
-from .prepare import MAX_REPORTED_BAD_LINES, PrepareSettings, StratifiedSplitter, _CsvBlocks, _open_stream
+from .prepare import (
+    MAX_REPORTED_BAD_LINES,
+    UNCLOSED_QUOTE,
+    PrepareSettings,
+    StratifiedSplitter,
+    _CsvBlocks,
+    _open_stream,
+)
 from .store import SPLITS, NpyAppender
 
 log = logging.getLogger(__name__)
@@ -113,7 +121,7 @@ class TabularFormat:
             if name in self.sparse_features:
                 ok = text or pa.types.is_integer(kind) or pa.types.is_boolean(kind)
                 want = "text, integers or booleans"
-            elif name == self.order_by:
+            elif name == self.order_by and name not in self.dense_columns:
                 ok = text or _is_number(kind) or pa.types.is_timestamp(kind) or pa.types.is_date(kind)
                 want = "numbers, timestamps or dates"
             else:
@@ -357,8 +365,10 @@ def read_schema(path: Path) -> pa.Schema:
 def read_blocks(path: Path, fmt: TabularFormat, block_size: int) -> Iterator[Iterator[Block]]:
     """Stream the declared columns of ``path`` in file order; row 1 is the first data row.
 
-    CSV/TSV rows with a wrong number of fields come back in ``skipped``. Read errors become a
-    DataError naming the file (and, for text, the first line that could not be read).
+    Text files: values may be quoted with ``"`` but may not hold a line break (rows are numbered
+    by lines; a quote left open is a DataError naming its line). Rows with a wrong number of fields
+    or bytes that are not UTF-8 come back in ``skipped``. Read errors become a DataError naming the
+    file (and, for text, the first line that could not be read).
     """
     kind = _kind(path)
     if kind == "parquet":
@@ -367,11 +377,66 @@ def read_blocks(path: Path, fmt: TabularFormat, block_size: int) -> Iterator[Ite
     stream, raw = _open_stream(path, ascii_only=False)
     try:
         with _CsvBlocks(
-            path, stream, fmt.columns, kind, True, block_size, quoted=True, only_columns=True
-        ) as blocks:  # header on line 1: row = line - 1
-            yield (Block(b.table, b.lines - 1, [(line - 1, why) for line, why in b.skipped]) for b in blocks)
+            path, pa.PythonFile(_Utf8Repaired(stream), mode="r"), fmt.columns, kind, True, block_size,
+            quoted=True, only_columns=True,
+        ) as blocks:  # fmt: skip
+            yield (_text_block(path, b.table, b.lines, b.skipped) for b in blocks)
     finally:
         raw.close()
+
+
+def _text_block(path: Path, table: pa.Table, lines: np.ndarray, skipped: list[tuple[int, str]]) -> Block:
+    """Rows of a text file's block numbered from the first data row (line 2), rows not UTF-8 moved to skipped."""
+    for line, why in skipped:
+        if why == UNCLOSED_QUOTE:
+            raise DataError(f"{path}: line {line}: {why}")
+    not_utf8 = np.zeros(table.num_rows, bool)
+    for column in table.columns:
+        text = _plain(column)
+        breaks = pc.fill_null(pc.match_substring_regex(text, "[\r\n]"), False).to_numpy(zero_copy_only=False)
+        if breaks.any():
+            line = int(lines[np.argmax(breaks)])
+            raise DataError(f"{path}: line {line}: a quoted value holds a line break (not supported)")
+        not_utf8 |= pc.fill_null(pc.match_substring(text, REPLACEMENT), False).to_numpy(zero_copy_only=False)
+    if not_utf8.any():
+        skipped = sorted(skipped + [(int(line), "not UTF-8 text") for line in lines[not_utf8]])
+        table, lines = table.filter(pa.array(~not_utf8)), lines[~not_utf8]
+    return Block(table, lines - 1, [(line - 1, why) for line, why in skipped])
+
+
+#: What an invalid UTF-8 byte sequence of a text file is read as.
+REPLACEMENT = "\ufffd"
+
+
+class _Utf8Repaired:
+    """Readable that replaces each invalid UTF-8 sequence by U+FFFD (no line break or delimiter added).
+
+    Arrow decodes the text of a row with a wrong number of fields as strict UTF-8 before calling
+    the invalid-row handler, and fails the whole read when it cannot; repaired, such a row is counted
+    like any other, and a row holding a repaired value is a bad row (``_text_block``), never hashed.
+    """
+
+    def __init__(self, source: pa.NativeFile) -> None:
+        self._source = source
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._buffer = b""
+        self._eof = False
+        self.closed = False
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._eof and (n < 0 or len(self._buffer) < n):
+            data = self._source.read(max(n, 1 << 20))
+            self._eof = not data
+            self._buffer += self._decoder.decode(data, final=self._eof).encode()
+        take = len(self._buffer) if n < 0 else n
+        out, self._buffer = self._buffer[:take], self._buffer[take:]
+        return out
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def _parquet_blocks(path: Path, fmt: TabularFormat) -> Iterator[Block]:
