@@ -158,8 +158,9 @@ class TabularFormat:
         valid, reason_index, kinds = first_failures(n, failures)
         return Codes(
             dense=np.stack(dense, axis=1) if dense else np.zeros((n, 1), np.float32),
-            codes=np.stack([h for h, _ in hashed], axis=1) if n else np.zeros((0, len(hashed)), np.uint64),
-            present=np.stack([p for _, p in hashed], axis=1) if n else np.zeros((0, len(hashed)), bool),
+            codes=np.stack([h[0] for h in hashed], axis=1) if n else np.zeros((0, len(hashed)), np.uint64),
+            present=np.stack([h[1] for h in hashed], axis=1) if n else np.zeros((0, len(hashed)), bool),
+            dictionaries=[(h[2], h[3]) for h in hashed],
             label=label_values.astype(np.uint8),
             key=key,
             valid=valid,
@@ -186,9 +187,16 @@ class Codes:
     valid: np.ndarray
     reason_index: np.ndarray
     reason_kinds: list[BadRow]
+    dictionaries: list[tuple[np.ndarray, np.ndarray]]
 
     def reason(self, row: int) -> BadRow:
         return self.reason_kinds[self.reason_index[row]]
+
+    def distinct(self, column: int, rows: np.ndarray) -> np.ndarray:
+        """The codes of the distinct values column ``column`` holds in the ``rows`` (a mask) where it is present."""
+        codes, index = self.dictionaries[column]
+        used = np.bincount(index[rows & self.present[:, column]], minlength=len(codes)) > 0
+        return codes[used]
 
 
 def ids(codes: np.ndarray, present: np.ndarray, table_sizes: Sequence[int]) -> np.ndarray:
@@ -271,8 +279,9 @@ def _order_keys(col: pa.ChunkedArray | pa.Array) -> _Parsed:
     return _Parsed(values, parsed.missing, bad)
 
 
-def hash_text(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(code ``v`` as uint64, present) per value: the hash of the value's text (see the module doc).
+def hash_text(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The hash of each value's text (see the module doc): (code ``v`` as uint64, present) per value,
+    and the codes of the chunk's distinct texts with each value's index among them.
 
     Each distinct value of the chunk is hashed once (Arrow's dictionary encoding finds them).
     """
@@ -281,10 +290,9 @@ def hash_text(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
         arr = arr.cast(pa.string())  # integers in decimal, booleans as true/false
     encoded = pc.dictionary_encode(arr)
     uniques = encoded.dictionary.to_numpy(zero_copy_only=False)
-    codes = pd.util.hash_array(uniques, categorize=False) if len(uniques) else np.zeros(0, np.uint64)
+    distinct = pd.util.hash_array(uniques, categorize=False) if len(uniques) else np.zeros(1, np.uint64)
     index = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
-    present = ~_empty(arr)
-    return (codes[index] if len(codes) else np.zeros(len(arr), np.uint64)), present
+    return distinct[index], ~_empty(arr), distinct, index
 
 
 # ------------------------------------------------------------------------------------------------
@@ -471,9 +479,10 @@ class _Distinct:
         self.pending_size = 0
 
     def add(self, codes: np.ndarray) -> None:
+        """Add a chunk's distinct codes."""
         if len(self.seen) >= self.limit:
             return
-        self.pending.append(np.unique(codes))
+        self.pending.append(codes)
         self.pending_size += len(self.pending[-1])
         if self.pending_size > max(len(self.seen), PARQUET_BATCH_ROWS):
             self._merge()
@@ -583,7 +592,7 @@ def _prepare(fmt: TabularFormat, files: list[Path], tmp: Path, settings: Prepare
                         parts["key"].append(c.key[keep])
                     for j, name in enumerate(fmt.sparse_features):
                         if name in counters:
-                            counters[name].add(c.codes[keep & c.present[:, j], j])
+                            counters[name].add(c.distinct(j, keep))
             digests.append(_sha256(path))
             described.append({"path": str(path), "sha256": digests[-1], "rows": rows_read,
                               "bad_rows": bad.count - bad_before})  # fmt: skip
@@ -623,8 +632,11 @@ def _deal(
     fmt: TabularFormat, scan: Path, tmp: Path, settings: PrepareSettings, table_sizes: list[int], total: int
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Pass two: the scanned rows, in file order or sorted by key (ties in file order), into the splits."""
-    arrays = {name: np.load(scan / f"{name}.npy", mmap_mode="r") for name in ("dense", "codes", "present", "label")}
+    names = ("dense", "codes", "present", "label")
     order = np.argsort(np.load(scan / "key.npy"), kind="stable") if fmt.order_by else None
+    # Without order_by the rows are read in sequence with plain reads: a memory map would count every page
+    # read towards the process's memory. With it, rows are gathered through a memory map.
+    arrays = {name: (_NpyRows if order is None else _mapped)(scan / f"{name}.npy") for name in names}
     writers = {}
     for split in SPLITS:
         (tmp / split).mkdir()
@@ -657,6 +669,31 @@ def _deal(
             for part in parts:
                 part.close()
     return {split: writers[split][2].rows for split in SPLITS}, positives
+
+
+class _NpyRows:
+    """Row ranges of a ``.npy`` file read with ``os.pread`` (``rows[a:b]``), leaving no pages mapped."""
+
+    def __init__(self, path: Path) -> None:
+        with open(path, "rb") as fh:
+            np.lib.format.read_magic(fh)  # NpyAppender writes format 1.0
+            shape, _, self.dtype = np.lib.format.read_array_header_1_0(fh)
+            self.offset = fh.tell()
+        self.path = path
+        self.row_shape = shape[1:]
+        self.row_bytes = self.dtype.itemsize * math.prod(self.row_shape)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            data = os.pread(fd, (rows.stop - rows.start) * self.row_bytes, self.offset + rows.start * self.row_bytes)
+        finally:
+            os.close(fd)
+        return np.frombuffer(data, dtype=self.dtype).reshape(-1, *self.row_shape)
+
+
+def _mapped(path: Path) -> np.ndarray:
+    return np.load(path, mmap_mode="r")
 
 
 def _sha256(path: Path) -> str:
