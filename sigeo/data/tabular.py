@@ -21,7 +21,12 @@ same rows give the same arrays:
 The table size ``N_f`` of a categorical column is given (``table_sizes``) or the number of distinct
 values seen plus one (row 0, missing), capped by ``max_table_size``. That needs the whole data
 before any id is known, so preparing is two passes: the files are read once into temporary arrays
-of codes (``prepare``), then the codes are reduced, dealt into the 8:1:1 split and written.
+of codes (``prepare_tabular``), then the codes are reduced, dealt into the 8:1:1 split and written.
+
+To turn new rows into a trained model's inputs (``sigeo predict``): ``read_schema`` and
+``TabularFormat.check_schema`` on the file, then ``TabularFormat.parse`` on each block of
+``read_blocks`` with ``meta.json``'s ``table_sizes``; it gives the same ``Chunk`` as
+``RawFormat.parse`` does for the other formats.
 """
 
 from __future__ import annotations
@@ -213,21 +218,13 @@ class _Parsed:
 
 
 def _is_text(kind: pa.DataType) -> bool:
-    return (
-        pa.types.is_string(kind)
-        or pa.types.is_large_string(kind)
-        or pa.types.is_binary(kind)
-        or (pa.types.is_large_binary(kind))
-    )
+    kinds = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)
+    return any(is_kind(kind) for is_kind in kinds)
 
 
 def _is_number(kind: pa.DataType) -> bool:
-    return (
-        pa.types.is_integer(kind)
-        or pa.types.is_floating(kind)
-        or pa.types.is_boolean(kind)
-        or (pa.types.is_decimal(kind))
-    )
+    kinds = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_decimal)
+    return any(is_kind(kind) for is_kind in kinds)
 
 
 def _plain(col: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -647,7 +644,7 @@ def _deal(
         )
     splitter = StratifiedSplitter(settings.seed)
     positives = dict.fromkeys(SPLITS, 0)
-    step = PARQUET_BATCH_ROWS * 4
+    step = PARQUET_BATCH_ROWS
     try:
         for start in range(0, total, step):
             take = slice(start, min(start + step, total)) if order is None else np.sort(order[start : start + step])
