@@ -25,7 +25,15 @@ from conftest import run_snakemake, tiny_config, write_config
 from sigeo.config import DatasetSpec, datasets, load_config
 from sigeo.data.prepare import PrepareSettings, StratifiedSplitter
 from sigeo.data.store import SPLITS, Dataset
-from sigeo.data.tabular import TabularFormat, prepare_tabular, read_blocks, read_schema, source_files
+from sigeo.data.tabular import (
+    TabularFormat,
+    _numbers,
+    _numbers_by_pattern,
+    prepare_tabular,
+    read_blocks,
+    read_schema,
+    source_files,
+)
 from sigeo.errors import ConfigError, DataError
 
 MASK = 2**64 - 1
@@ -211,6 +219,20 @@ def test_parquet_csv_and_tsv_with_the_same_rows_give_identical_meta_and_arrays(t
                 assert a.dtype == b.dtype and np.array_equal(a, b)
 
 
+def test_arrow_casts_exactly_the_numbers_the_pattern_accepts():
+    """Text of number characters goes through Arrow's cast in one go; it must agree with the pattern."""
+    rng = np.random.default_rng(0)
+    alphabet = list("0123456789+-.eE")
+    texts = ["".join(rng.choice(alphabet, rng.integers(1, 7))) for _ in range(3000)] + ["+5", "5.", ".5", "-.5e-3"]
+    for text in texts:
+        arr = pa.array([text.encode()], pa.binary())
+        fast, slow = _numbers(arr), _numbers_by_pattern(arr, np.zeros(1, bool))
+        assert fast.bad[0] == slow.bad[0], text
+        assert fast.bad[0] or fast.values[0] == slow.values[0], text
+    assert _numbers(pa.array([b"1", b"", None, b"2e1"])).values.tolist() == [1, 0, 0, 20]
+    assert _numbers(pa.array(["1", "", None, "x"], pa.large_string())).bad.tolist() == [False, False, False, True]
+
+
 def test_order_by_sorts_stably_before_the_split(tmp_path):
     df = frame(500, 3)
     fmt = TabularFormat(label="clicked", at_least=None, dense_columns=("seq",), sparse_features=("user",),
@@ -361,7 +383,7 @@ def test_quoted_values_and_bytes_that_are_not_utf8(tmp_path):
     ("text", "message"),
     [
         (b'0,1,1,"open\n1,1,1,1,u,a\n', "line 2: a quoted value runs past the end of its line"),
-        (b'0,1,1,1,u,a\n1,1,1,1,u,"two\nlines"\n', "line 3: a quoted value holds a line break"),
+        (b'0,1,1,1,u,a\n1,1,1,1,u,"two\nlines"\n', "line 3: a quoted value holds a line break$"),
     ],
 )
 def test_a_line_break_inside_quotes_fails_naming_the_line(tmp_path, text, message):

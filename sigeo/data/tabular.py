@@ -54,6 +54,7 @@ import pyarrow.parquet as pq
 from ..errors import DataError
 from ..io import write_json
 from .formats import BadRow, Chunk, dense_transform, first_failures
+from .parse import _buffers
 from .prepare import (
     MAX_REPORTED_BAD_LINES,
     UNCLOSED_QUOTE,
@@ -228,9 +229,12 @@ def _is_number(kind: pa.DataType) -> bool:
 
 
 def _plain(col: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """One array, dictionary-decoded."""
+    """One array, dictionary-decoded, text with 32-bit offsets (a chunk is far below 2 GiB)."""
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    return arr.dictionary_decode() if isinstance(arr.type, pa.DictionaryType) else arr
+    arr = arr.dictionary_decode() if isinstance(arr.type, pa.DictionaryType) else arr
+    if pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type):
+        arr = arr.cast(pa.string() if pa.types.is_large_string(arr.type) else pa.binary())
+    return arr
 
 
 def _empty(arr: pa.Array) -> np.ndarray:
@@ -242,17 +246,39 @@ def _empty(arr: pa.Array) -> np.ndarray:
 
 
 def _numbers(col: pa.ChunkedArray | pa.Array) -> _Parsed:
-    """Float64 values; text is parsed value by value, so one bad value spoils only its own row."""
+    """Float64 values; text is parsed value by value, so one bad value spoils only its own row.
+
+    Text made only of the characters a number may hold is first cast by Arrow in one go; Arrow
+    rejects every such text that ``NUMBER_PATTERN`` rejects (``tests/test_tabular.py`` checks it),
+    and when it rejects any, the block is parsed by the pattern, which finds the bad values.
+    """
     arr = _plain(col)
     missing = _empty(arr)
+    shape_bad = np.zeros(len(arr), bool)
     if _is_text(arr.type):
-        ok = pc.fill_null(pc.match_substring_regex(arr, NUMBER_PATTERN), False)
-        arr = pc.if_else(ok, arr, pa.scalar(None, arr.type)).cast(pa.string())
-        shape_bad = ~missing & ~ok.to_numpy(zero_copy_only=False)
-    else:
-        shape_bad = np.zeros(len(arr), bool)
+        as_text = pc.if_else(pa.array(missing), pa.scalar(None, arr.type), arr)
+        _, data = _buffers(as_text)
+        try:
+            if not _NUMBER_BYTE[data].all():
+                raise pa.ArrowInvalid("a character no number holds")
+            arr = as_text.cast(pa.string()).cast(pa.float64())
+        except pa.ArrowInvalid:
+            return _numbers_by_pattern(arr, missing)
     values = arr.cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
     return _Parsed(values, missing, shape_bad | ~np.isfinite(values))
+
+
+def _numbers_by_pattern(arr: pa.Array, missing: np.ndarray) -> _Parsed:
+    """Text values matching ``NUMBER_PATTERN`` as float64; the others are bad (the empty ones missing)."""
+    ok = pc.fill_null(pc.match_substring_regex(arr, NUMBER_PATTERN), False)
+    values = pc.if_else(ok, arr, pa.scalar(None, arr.type)).cast(pa.string()).cast(pa.float64())
+    values = values.fill_null(0.0).to_numpy(zero_copy_only=False)
+    return _Parsed(values, missing, (~missing & ~ok.to_numpy(zero_copy_only=False)) | ~np.isfinite(values))
+
+
+#: Bytes a number written as text may hold.
+_NUMBER_BYTE = np.zeros(256, bool)
+_NUMBER_BYTE[list(b"0123456789+-.eE")] = True
 
 
 def _order_keys(col: pa.ChunkedArray | pa.Array) -> _Parsed:
@@ -398,11 +424,12 @@ def _text_block(path: Path, table: pa.Table, lines: np.ndarray, skipped: list[tu
     not_utf8 = np.zeros(table.num_rows, bool)
     for column in table.columns:
         text = _plain(column)
-        breaks = pc.fill_null(pc.match_substring_regex(text, "[\r\n]"), False).to_numpy(zero_copy_only=False)
-        if breaks.any():
-            line = int(lines[np.argmax(breaks)])
-            raise DataError(f"{path}: line {line}: a quoted value holds a line break (not supported)")
-        not_utf8 |= pc.fill_null(pc.match_substring(text, REPLACEMENT), False).to_numpy(zero_copy_only=False)
+        _, data = _buffers(text)
+        if data.size and _LINE_BREAK[data].any():  # a byte-level scan first: most blocks hold none
+            breaks = pc.fill_null(pc.match_substring_regex(text, "[\r\n]"), False).to_numpy(zero_copy_only=False)
+            raise DataError(f"{path}: line {int(lines[np.argmax(breaks)])}: a quoted value holds a line break")
+        if data.size and (data >= 0x80).any():
+            not_utf8 |= pc.fill_null(pc.match_substring(text, REPLACEMENT), False).to_numpy(zero_copy_only=False)
     if not_utf8.any():
         skipped = sorted(skipped + [(int(line), "not UTF-8 text") for line in lines[not_utf8]])
         table, lines = table.filter(pa.array(~not_utf8)), lines[~not_utf8]
@@ -411,6 +438,8 @@ def _text_block(path: Path, table: pa.Table, lines: np.ndarray, skipped: list[tu
 
 #: What an invalid UTF-8 byte sequence of a text file is read as.
 REPLACEMENT = "\ufffd"
+_LINE_BREAK = np.zeros(256, bool)
+_LINE_BREAK[list(b"\r\n")] = True
 
 
 class _Utf8Repaired:
