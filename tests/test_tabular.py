@@ -415,6 +415,8 @@ def test_empty_inputs_fail_with_one_line(tmp_path):
         read_schema(tmp_path / "empty.csv")
     with pytest.raises(DataError, match=r"nothing-\*\.parquet: no \.csv, \.tsv or \.parquet file"):
         source_files(str(tmp_path / "nothing-*.parquet"))
+    with pytest.raises(DataError, match=r"gone.csv: file not found$"):
+        source_files(str(tmp_path / "gone.csv"))
     (tmp_path / "header.csv").write_text("seq,clicked,price,age,user,city\n")
     with pytest.raises(DataError) as err:
         prepare_tabular(FMT, [tmp_path / "header.csv"], tmp_path / "out", PrepareSettings(seed=1, max_table_size=10))

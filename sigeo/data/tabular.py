@@ -329,8 +329,10 @@ def source_files(source: str) -> list[Path]:
         files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".") and _readable(p))
     elif any(ch in source for ch in "*?["):
         files = sorted(Path(p) for p in _glob(source))
-    else:
+    elif path.exists():
         files = [path]
+    else:
+        raise DataError(f"{source}: file not found")
     if not files:
         raise DataError(f"{source}: no .csv, .tsv or .parquet file (plain or .csv.gz/.tsv.gz) matches")
     for file in files:
