@@ -37,6 +37,7 @@ import csv
 import glob
 import gzip
 import hashlib
+import itertools
 import logging
 import math
 import os
@@ -476,12 +477,18 @@ class _Utf8Repaired:
 
 
 def _parquet_blocks(path: Path, fmt: TabularFormat) -> Iterator[Block]:
+    """Record batches row group by row group: one ``iter_batches`` over the whole file keeps memory that
+    grows with the file, one per row group does not."""
     start = 1
     try:
-        batches = pq.ParquetFile(path).iter_batches(
-            batch_size=PARQUET_BATCH_ROWS, columns=list(fmt.columns), use_threads=False
+        reader = pq.ParquetFile(path, pre_buffer=False)
+        groups = (
+            reader.iter_batches(
+                batch_size=PARQUET_BATCH_ROWS, row_groups=[i], columns=list(fmt.columns), use_threads=False
+            )
+            for i in range(reader.num_row_groups)
         )
-        for batch in batches:
+        for batch in itertools.chain.from_iterable(groups):
             n = batch.num_rows
             yield Block(pa.Table.from_batches([batch]), np.arange(start, start + n, dtype=np.int64), [])
             start += n
