@@ -6,6 +6,10 @@ and peak RSS. As a baseline measured in the same run it times the reference's wa
 row into numbers — a Python loop per line (split the fields, ``int`` the label and the dense
 values, ``int(token, 16) % (N - 1) + 1`` per categorical) — which its loader repeats every epoch.
 
+The tabular format (your own CSV/Parquet files) is timed on the same rows at each size, rewritten
+as a Parquet file and as a CSV file with a header and declared as label, 13 dense and 26
+categorical columns; its rows/s are printed as a ratio to the Criteo parser's in the same run.
+
     python bench/preprocess.py [--rows 1000000 4000000] [--workdir /tmp/sigeo-bench]
 """
 
@@ -20,16 +24,66 @@ import time
 from pathlib import Path
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 from sigeo.data.formats import get_format
 from sigeo.data.prepare import PrepareSettings, prepare
+from sigeo.data.tabular import TabularFormat, prepare_tabular
 raw, out = sys.argv[1], sys.argv[2]
 t = time.perf_counter()
-meta = prepare(get_format("criteo"), raw, out, PrepareSettings(seed=1))
+if raw.endswith(".txt"):
+    meta = prepare(get_format("criteo"), raw, out, PrepareSettings(seed=1))
+else:
+    fmt = TabularFormat(label="label", at_least=None, dense_columns=tuple(f"I{i}" for i in range(1, 14)),
+                        sparse_features=tuple(f"C{i}" for i in range(1, 27)))
+    meta = prepare_tabular(fmt, [raw], out, PrepareSettings(seed=1, max_table_size=TABULAR_CAP))
 seconds = time.perf_counter() - t
-peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so it would report the parent's peak
+peak_mb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")) / 1024
 print(json.dumps({"rows": sum(meta["rows"].values()), "seconds": seconds, "peak_rss_mb": peak_mb}))
 """
+
+
+#: The tabular runs' max_table_size (it bounds the distinct values counted per column).
+TABULAR_CAP = 1_000_000
+
+
+def run_child(raw: Path, out: Path) -> dict:
+    """``prepare`` of one file in a fresh process (so its peak RSS is its own): rows, seconds, peak RSS."""
+    child = CHILD.replace("TABULAR_CAP", str(TABULAR_CAP))
+    proc = subprocess.run([sys.executable, "-c", child, str(raw), str(out)], capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def as_tabular(raw: Path, folder: Path) -> tuple[Path, Path]:
+    """The Criteo file's rows as ``train.parquet`` and ``train.csv`` (with a header), streamed block by block."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from sigeo.data.formats import CRITEO
+
+    parquet, text = folder / "train.parquet", folder / "train.csv"
+    if parquet.exists() and text.exists():
+        return parquet, text
+    types = {name: pa.int64() if name[0] in "lI" else pa.string() for name in CRITEO.columns}
+    reader = pacsv.open_csv(
+        raw,
+        read_options=pacsv.ReadOptions(column_names=list(CRITEO.columns)),
+        parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False),
+        convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
+    )
+    with (
+        pq.ParquetWriter(parquet, reader.schema) as pw,
+        pacsv.CSVWriter(text, reader.schema, write_options=pacsv.WriteOptions(quoting_style="none")) as cw,
+    ):
+        for batch in reader:
+            pw.write_batch(batch)
+            cw.write_batch(batch)
+    return parquet, text
+
+
+def _speed(result: dict) -> float:
+    return result["rows"] / result["seconds"]
 
 
 def reference_style_parse(raw: Path, limit: int) -> float:
@@ -59,32 +113,31 @@ def main() -> None:
     from sigeo.data.formats import get_format
     from sigeo.data.synthetic import SyntheticSpec, generate
 
-    results = []
+    results: dict[str, list[dict]] = {"criteo": [], "parquet": [], "csv": []}
     for rows in args.rows:
         raw = args.workdir / f"criteo-{rows}" / "train.txt"
         if not raw.exists():
             print(f"generating {rows:,} synthetic Criteo rows in {raw} ...", flush=True)
             generate(get_format("criteo"), SyntheticSpec(rows=rows, seed=1, max_vocab=200_000), raw)
-        proc = subprocess.run(
-            [sys.executable, "-c", CHILD, str(raw), str(args.workdir / f"out-{rows}")],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-        results.append(result)
-        print(
-            f"prepare {result['rows']:>10,} rows: {result['seconds']:6.2f} s, "
-            f"{result['rows'] / result['seconds']:>9,.0f} rows/s, peak RSS {result['peak_rss_mb']:7.1f} MB",
-            flush=True,
-        )
+        parquet, text = as_tabular(raw, raw.parent)
+        for name, source in (("criteo", raw), ("parquet", parquet), ("csv", text)):
+            result = run_child(source, args.workdir / f"out-{rows}-{name}")
+            results[name].append(result)
+            speed = result["rows"] / result["seconds"]
+            ratio = "" if name == "criteo" else f" ({speed / _speed(results['criteo'][-1]):.2f}x the Criteo parser)"
+            print(
+                f"prepare {name:>7} {result['rows']:>10,} rows: {result['seconds']:6.2f} s, {speed:>9,.0f} rows/s"
+                f"{ratio}, peak RSS {result['peak_rss_mb']:7.1f} MB",
+                flush=True,
+            )
     raw = args.workdir / f"criteo-{args.rows[0]}" / "train.txt"
+    ours = _speed(results["criteo"][0])
     baseline = reference_style_parse(raw, 200_000)
-    ours = results[0]["rows"] / results[0]["seconds"]
     print(f"baseline (reference-style per-row Python parse): {baseline:,.0f} rows/s; prepare is {ours / baseline:.1f}x")
-    if len(results) > 1:
-        growth = results[-1]["peak_rss_mb"] / results[0]["peak_rss_mb"] - 1
-        print(f"peak RSS growth from {results[0]['rows']:,} to {results[-1]['rows']:,} rows: {growth:+.1%}")
+    if len(args.rows) > 1:
+        for name, runs in results.items():
+            growth = runs[-1]["peak_rss_mb"] / runs[0]["peak_rss_mb"] - 1
+            print(f"{name}: peak RSS growth from {runs[0]['rows']:,} to {runs[-1]['rows']:,} rows: {growth:+.1%}")
     print("target: >= 300,000 rows/s on 2 cores; RSS growth within 10 %")
 
 

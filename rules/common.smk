@@ -39,7 +39,7 @@ def prepare_inputs(wildcards):
     spec.check_local_files()
     if spec.is_synthetic:
         return {"synthetic": spec.synthetic_dir}
-    inputs = {"raw": spec.raw_path()}
+    inputs = {"raw": spec.raw_files()}
     if spec.profile_path():
         inputs["profile"] = spec.profile_path()
     return inputs

@@ -17,10 +17,12 @@ from urllib.parse import urlparse
 import yaml
 
 from .data.formats import KDD_PROFILE_FILE, RawFormat, get_format
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from jsonschema import ValidationError
+
+    from .data.tabular import TabularFormat
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "config" / "schema.yaml"
@@ -96,9 +98,20 @@ class DatasetSpec:
     max_table_size: int | None
     max_bad_rows: int
     synthetic: dict | None
+    label: str | dict | None = None
+    dense: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    dense_transform: str = "log"
+    order_by: str | None = None
+    table_sizes: dict | None = None
 
     @classmethod
     def from_config(cls, name: str, entry: dict) -> DatasetSpec:
+        tabular_only = [key for key in TABULAR_KEYS if key in entry]
+        if entry["format"] != "tabular" and tabular_only:
+            raise ConfigError(f"config key datasets.{name}.{tabular_only[0]}: only for format tabular")
+        if entry["format"] == "tabular":
+            _check_tabular(name, entry)
         return cls(
             name=name,
             format=entry["format"],
@@ -110,11 +123,38 @@ class DatasetSpec:
             max_table_size=entry.get("max_table_size"),
             max_bad_rows=entry.get("max_bad_rows", 1000),
             synthetic=entry.get("synthetic"),
+            label=entry.get("label"),
+            dense=tuple(entry.get("dense", ())),
+            categorical=tuple(entry.get("categorical", ())),
+            dense_transform=entry.get("dense_transform", "log"),
+            order_by=entry.get("order_by"),
+            table_sizes=entry.get("table_sizes"),
         )
 
     @property
-    def raw_format(self) -> RawFormat:
+    def raw_format(self) -> RawFormat | TabularFormat:
+        if self.format == "tabular":
+            from .data.tabular import TabularFormat
+
+            threshold = self.label if isinstance(self.label, dict) else None
+            return TabularFormat(
+                label=threshold["column"] if threshold else self.label,
+                at_least=threshold["at_least"] if threshold else None,
+                dense_columns=tuple(self.dense),
+                sparse_features=tuple(self.categorical),
+                transform=self.dense_transform,
+                order_by=self.order_by,
+                given_sizes=tuple(sorted((self.table_sizes or {}).items())),
+            )
         return get_format(self.format, self.keep_id)
+
+    def raw_files(self) -> list[str]:
+        """Every raw file the prepare step reads: the tabular format's files in order, else the main one."""
+        if self.format == "tabular":
+            from .data.tabular import source_files
+
+            return [str(path) for path in source_files(self.source)]
+        return [self.raw_path()]
 
     @property
     def is_synthetic(self) -> bool:
@@ -137,6 +177,14 @@ class DatasetSpec:
     def check_local_files(self) -> None:
         """Raise ConfigError naming the key when a local raw file (not a URL or synthetic) does not exist."""
         if self.is_synthetic:
+            return
+        if self.format == "tabular":
+            from .data.tabular import source_files
+
+            try:
+                source_files(self.source)
+            except DataError as exc:
+                raise ConfigError(f"config key datasets.{self.name}.source: {exc}") from None
             return
         files = {"source": self.source}
         if self.format == "kdd":
@@ -164,6 +212,26 @@ class DatasetSpec:
         if _is_url(location):
             return f"results/raw/{self.name}/download/{Path(urlparse(location).path).name}"
         return location
+
+
+#: Keys of a dataset entry that only the tabular format has.
+TABULAR_KEYS = ("label", "dense", "categorical", "dense_transform", "order_by", "table_sizes")
+
+
+def _check_tabular(name: str, entry: dict) -> None:
+    """What the schema cannot say: each column declared once, and given table sizes only for categoricals."""
+    label = entry["label"]["column"] if isinstance(entry["label"], dict) else entry["label"]
+    roles = [("label", label)] + [(key, column) for key in ("dense", "categorical") for column in entry.get(key, ())]
+    seen: dict[str, str] = {}
+    for key, column in roles:
+        if column in seen:
+            raise ConfigError(
+                f"config key datasets.{name}.{key}: column {column!r} is already declared in {seen[column]}"
+            )
+        seen[column] = key
+    for column in entry.get("table_sizes") or {}:
+        if column not in entry["categorical"]:
+            raise ConfigError(f"config key datasets.{name}.table_sizes.{column}: not one of the categorical columns")
 
 
 def _is_url(location: str) -> bool:

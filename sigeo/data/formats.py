@@ -94,6 +94,22 @@ class _Column:
     failures: list[tuple[np.ndarray, str, str]]
 
 
+def first_failures(
+    n: int, failures: Sequence[tuple[np.ndarray, str, str]]
+) -> tuple[np.ndarray, np.ndarray, list[BadRow]]:
+    """Validity of ``n`` rows and, for each invalid one, the index of the first (mask, field, why) it failed."""
+    valid = np.ones(n, dtype=bool)
+    reason_index = np.full(n, -1, dtype=np.int32)
+    kinds: list[BadRow] = []
+    for mask, field_name, why in failures:
+        newly = mask & valid
+        if newly.any():
+            kinds.append(BadRow(field_name, why))
+            reason_index[newly] = len(kinds) - 1
+            valid &= ~mask
+    return valid, reason_index, kinds
+
+
 def dense_transform(values: np.ndarray) -> np.ndarray:
     """``log(max(x, 0) + 1)`` as float32 (REFERENCE §1.5)."""
     return np.log1p(np.maximum(values, 0).astype(np.float64)).astype(np.float32)
@@ -138,17 +154,7 @@ class RawFormat:
             else self._sparse(cols[name], name, size)
             for name, size in zip(self.sparse_features, table_sizes, strict=True)
         ]
-        results = [label, *dense, *sparse]
-        valid = np.ones(n, dtype=bool)
-        reason_index = np.full(n, -1, dtype=np.int32)
-        kinds: list[BadRow] = []
-        for column in results:
-            for mask, field_name, why in column.failures:
-                newly = mask & valid
-                if newly.any():
-                    kinds.append(BadRow(field_name, why))
-                    reason_index[newly] = len(kinds) - 1
-                    valid &= ~mask
+        valid, reason_index, kinds = first_failures(n, [f for c in (label, *dense, *sparse) for f in c.failures])
         dense_values = (
             np.stack([c.values for c in dense], axis=1) if dense else np.zeros((n, 1), np.float32)
         )  # Avazu: one pseudo dense column of zeros (the reference writes -1)

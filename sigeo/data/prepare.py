@@ -38,6 +38,9 @@ from .store import SPLITS, NpyAppender
 log = logging.getLogger(__name__)
 
 SPLIT_RATIOS = (8, 1, 1)
+#: Why a quoted file's row was skipped when its text runs past its line: a quote left open swallows
+#: the lines after it, so the rows that follow can no longer be numbered.
+UNCLOSED_QUOTE = "a quoted value runs past the end of its line (a quote not closed?)"
 MAX_REPORTED_BAD_LINES = 100
 
 
@@ -176,8 +179,9 @@ class BadRows:
         return DataError(f"{self.path}: no usable rows up to line {last_line} ({self.count} bad{first})")
 
 
-def _open_stream(path: Path) -> tuple[pa.NativeFile, _HashingReader]:
-    """The file's text (gunzipped for ``.gz``, non-ASCII bytes masked) and the reader that hashes its bytes."""
+def _open_stream(path: Path, ascii_only: bool = True) -> tuple[pa.NativeFile, _HashingReader]:
+    """The file's text (gunzipped for ``.gz``, non-ASCII bytes masked unless ``ascii_only`` is False: the
+    tabular format's values may be any UTF-8 text) and the reader that hashes its bytes."""
     if not path.exists():
         raise DataError(f"{path}: file not found")
     if path.stat().st_size == 0:
@@ -186,7 +190,7 @@ def _open_stream(path: Path) -> tuple[pa.NativeFile, _HashingReader]:
     stream = pa.PythonFile(raw, mode="r")
     if path.suffix == ".gz":
         stream = pa.CompressedInputStream(stream, "gzip")
-    return pa.PythonFile(_AsciiOnly(stream), mode="r"), raw
+    return (pa.PythonFile(_AsciiOnly(stream), mode="r") if ascii_only else stream), raw
 
 
 @dataclass
@@ -207,14 +211,27 @@ class _CsvBlocks:
     """
 
     def __init__(
-        self, path: Path, stream: pa.NativeFile, columns: tuple[str, ...], delimiter: str, header: bool, block_size: int
+        self,
+        path: Path,
+        stream: pa.NativeFile,
+        columns: tuple[str, ...],
+        delimiter: str,
+        header: bool,
+        block_size: int,
+        quoted: bool = False,
+        only_columns: bool = False,
     ) -> None:
+        """``quoted``: fields may be quoted with ``"``; ``only_columns``: read just ``columns`` of a file with a
+        header (which may hold others)."""
         self.path = path
         self.next_line = 1
         skipped: list[tuple[int, str]] = []
 
         def on_invalid(row: pacsv.InvalidRow) -> str:
-            skipped.append((row.number, f"{row.actual_columns} fields, expected {row.expected_columns}"))
+            if quoted and ("\n" in row.text or "\r" in row.text):
+                skipped.append((row.number, UNCLOSED_QUOTE))
+            else:
+                skipped.append((row.number, f"{row.actual_columns} fields, expected {row.expected_columns}"))
             return "skip"
 
         with self._reading():
@@ -224,10 +241,14 @@ class _CsvBlocks:
                     use_threads=False, block_size=block_size, column_names=None if header else list(columns)
                 ),
                 parse_options=pacsv.ParseOptions(
-                    delimiter=delimiter, quote_char=False, ignore_empty_lines=False, invalid_row_handler=on_invalid
+                    delimiter=delimiter,
+                    quote_char='"' if quoted else False,
+                    ignore_empty_lines=False,
+                    invalid_row_handler=on_invalid,
                 ),
                 convert_options=pacsv.ConvertOptions(
                     column_types=dict.fromkeys(columns, pa.binary()),
+                    include_columns=list(columns) if only_columns else None,
                     strings_can_be_null=False,
                     quoted_strings_can_be_null=False,
                 ),
