@@ -47,6 +47,10 @@ print(json.dumps({"rows": sum(meta["rows"].values()), "seconds": seconds, "peak_
 TABULAR_CAP = 1_000_000
 
 
+#: Rows per row group of the bench's Parquet file (Arrow's writer makes each write at least one group).
+PARQUET_ROW_GROUP = 65_536
+
+
 def run_child(raw: Path, out: Path) -> dict:
     """``prepare`` of one file in a fresh process (so its peak RSS is its own): rows, seconds, peak RSS."""
     child = CHILD.replace("TABULAR_CAP", str(TABULAR_CAP))
@@ -76,9 +80,15 @@ def as_tabular(raw: Path, folder: Path) -> tuple[Path, Path]:
         pq.ParquetWriter(parquet, reader.schema) as pw,
         pacsv.CSVWriter(text, reader.schema, write_options=pacsv.WriteOptions(quoting_style="none")) as cw,
     ):
+        pending: list = []
         for batch in reader:
-            pw.write_batch(batch)
             cw.write_batch(batch)
+            pending.append(batch)
+            if sum(b.num_rows for b in pending) >= PARQUET_ROW_GROUP:
+                pw.write_table(pa.Table.from_batches(pending))  # one row group per PARQUET_ROW_GROUP rows or so
+                pending = []
+        if pending:
+            pw.write_table(pa.Table.from_batches(pending))
     return parquet, text
 
 
