@@ -510,7 +510,7 @@ def reliability_text(noise: Reliability, left_out: int, min_reliability: float |
         f"{noise.spearman:.3f} [95 % CI {low:.2f}, {high:.2f}], Kendall τ {noise.kendall:.3f}, ICC(1) "
         f"{noise.icc1:.3f}; SD of the test log loss between architectures {noise.sd_between:.4f}, between "
         f"seeds {noise.sd_within:.4f}. Claims need a seed-pair Spearman of at least {bar}."
-        + (f" {left_out} repeated subnets are left out because a seed diverged." if left_out else "")
+        + (f" Left out of these for a diverged seed: {left_out} repeated subnets." if left_out else "")
     )
 
 
