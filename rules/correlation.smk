@@ -59,12 +59,6 @@ use rule train_subnet as train_subnet_seed with:
         seed=r"[1-9]\d*",
 
 
-def truth_path(subnet, seed):
-    """Where ground-truth training ``seed`` of ``subnet`` writes (seed 0 where a study without repeats does)."""
-    run = f"{subnet}" if seed == 0 else f"{subnet}/seed{seed}"
-    return f"results/correlation/{{dataset}}/{{space}}/subnets/{run}/metrics.json"
-
-
 # One job per warm-up level: the supernet is loaded once and scores every subnet with every proxy.
 rule score_subnets:
     input:
@@ -92,7 +86,10 @@ rule score_subnets:
 
 rule correlation_table:
     input:
-        truth=[truth_path(subnet, seed) for subnet, seed in CORRELATION.runs()],
+        truth=expand(
+            "results/correlation/{{dataset}}/{{space}}/{run}",
+            run=CORRELATION.truth_files(),
+        ),
         scores=expand(
             "results/correlation/{{dataset}}/{{space}}/w{level}/scores.csv",
             level=LEVELS,

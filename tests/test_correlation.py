@@ -68,6 +68,9 @@ def test_seed_repeats_add_runs_and_keep_seed_zero():
     assert len(default.runs()) == 200 and default.runs()[:3] == [(0, 0), (0, 1), (1, 0)]
     some = CorrelationSettings.from_config(config(num_subnets=5, seed_repeats=2, repeat_subnets=3))
     assert some.runs() == [(i, s) for i in range(3) for s in range(3)] + [(3, 0), (4, 0)]
+    assert some.truth_files()[:3] == ["subnets/0/metrics.json", "subnets/0/seed1/metrics.json",
+                                      "subnets/0/seed2/metrics.json"]  # fmt: skip
+    assert some.truth_files()[-1] == "subnets/4/metrics.json"
     assert CorrelationSettings.from_config(config(num_subnets=4, repeat_subnets=9)).repeat_subnets == 4
     none = CorrelationSettings.from_config(config(num_subnets=4, seed_repeats=0, min_reliability=None))
     assert none.runs() == [(i, 0) for i in range(4)] and none.min_reliability is None

@@ -136,6 +136,11 @@ class CorrelationSettings:
         """Every ground-truth training, as (subnet, seed), subnet by subnet."""
         return [(i, s) for i in range(self.num_subnets) for s in self.seeds(i)]
 
+    def truth_files(self) -> list[str]:
+        """Each run's ``metrics.json`` under the study's folder, in :meth:`runs` order: seed 0 where a study
+        without repeats writes it, seed ``s`` in ``seed{s}/`` beside it."""
+        return [f"subnets/{i}/metrics.json" if s == 0 else f"subnets/{i}/seed{s}/metrics.json" for i, s in self.runs()]
+
 
 def sampling_seed(config: Mapping) -> int:
     """The study's seed: ``correlation.seed``, else the run's."""
