@@ -169,6 +169,20 @@ def _mean_pairwise(correlation: Callable[[np.ndarray, np.ndarray], float], matri
     return float(np.mean([correlation(matrix[:, a], matrix[:, b]) for a, b in combinations(range(matrix.shape[1]), 2)]))
 
 
+def bootstrap_rows(
+    statistic: Callable[[np.ndarray], float], n: int, *, n_resamples: int, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """``statistic`` of all ``n`` rows and its percentile interval over resampled rows.
+
+    ``statistic`` takes row indices: everything measured on one row (a subnet's scores at every level,
+    its test loss) is resampled together, which is what makes a bootstrap *paired*.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        estimate = float(statistic(np.arange(n)))
+    return (estimate, *_row_interval(statistic, n, n_resamples, confidence, seed))
+
+
 def _row_interval(statistic: Callable[[np.ndarray], float], n: int, n_resamples: int, confidence: float, seed: int):
     """Percentile bootstrap of ``statistic(rows)`` over resampled row indices (rows move together)."""
     if not n_resamples:
@@ -260,11 +274,7 @@ def paired_difference(
     def difference(i: np.ndarray) -> float:
         return _spearman(x[i], y[i]) - _spearman(z[i], y[i])
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        estimate = difference(np.arange(n))
-    low, high = _row_interval(difference, n, n_resamples, confidence, seed)
-    return Difference(estimate, low, high, n)
+    return Difference(*bootstrap_rows(difference, n, n_resamples=n_resamples, confidence=confidence, seed=seed), n)
 
 
 # --- the claims' wording, shared by the RecSys and the theory study ---------------------------------
