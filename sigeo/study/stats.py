@@ -165,25 +165,45 @@ class Reliability:
     seeds: int
 
 
-def _mean_pairwise(correlation: Callable[[np.ndarray, np.ndarray], float], matrix: np.ndarray) -> float:
-    return float(np.mean([correlation(matrix[:, a], matrix[:, b]) for a, b in combinations(range(matrix.shape[1]), 2)]))
+def spearman_last_axis(x: np.ndarray, y: np.ndarray) -> np.ndarray | float:
+    """Spearman ρ along the last axis (Pearson's r of the ranks), so a whole batch of bootstrap
+    resamples, shape (resamples, n), is one call; NaN where either side is constant."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        rho = stats.pearsonr(stats.rankdata(x, axis=-1), stats.rankdata(y, axis=-1), axis=-1).statistic
+    return float(rho) if np.ndim(rho) == 0 else rho
+
+
+def _mean_pairwise(correlation: Callable, matrix: np.ndarray) -> np.ndarray | float:
+    """Mean of ``correlation`` over every pair of seeds (the last axis of ``matrix``)."""
+    pairs = combinations(range(matrix.shape[-1]), 2)
+    return np.mean([correlation(matrix[..., a], matrix[..., b]) for a, b in pairs], axis=0)
 
 
 def bootstrap_rows(
-    statistic: Callable[[np.ndarray], float], n: int, *, n_resamples: int, confidence: float = 0.95, seed: int = 0
+    statistic: Callable[[np.ndarray], np.ndarray | float],
+    n: int,
+    *,
+    n_resamples: int,
+    confidence: float = 0.95,
+    seed: int = 0,
+    vectorized: bool = True,
 ) -> tuple[float, float, float]:
     """``statistic`` of all ``n`` rows and its percentile interval over resampled rows.
 
     ``statistic`` takes row indices: everything measured on one row (a subnet's scores at every level,
-    its test loss) is resampled together, which is what makes a bootstrap *paired*.
+    its test loss) is resampled together, which is what makes a bootstrap *paired*. ``vectorized``: it
+    also takes a (resamples, n) batch of indices and returns one value per resample.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
         estimate = float(statistic(np.arange(n)))
-    return (estimate, *_row_interval(statistic, n, n_resamples, confidence, seed))
+    return (estimate, *_row_interval(statistic, n, n_resamples, confidence, seed, vectorized))
 
 
-def _row_interval(statistic: Callable[[np.ndarray], float], n: int, n_resamples: int, confidence: float, seed: int):
+def _row_interval(
+    statistic: Callable, n: int, n_resamples: int, confidence: float, seed: int, vectorized: bool = True
+) -> tuple[float, float]:
     """Percentile bootstrap of ``statistic(rows)`` over resampled row indices (rows move together)."""
     if not n_resamples:
         return NAN_INTERVAL
@@ -192,8 +212,8 @@ def _row_interval(statistic: Callable[[np.ndarray], float], n: int, n_resamples:
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
         result = stats.bootstrap(
             (np.arange(n),),
-            statistic,
-            vectorized=False,
+            (lambda i, axis=-1: statistic(i)) if vectorized else statistic,  # indices resample on the last axis
+            vectorized=vectorized,
             n_resamples=n_resamples,
             confidence_level=confidence,
             method="percentile",
@@ -223,12 +243,14 @@ def reliability(
     icc1 = (msb - msw) / (msb + (k - 1) * msw) if msb + (k - 1) * msw > 0 else nan
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        rho, tau = _mean_pairwise(_spearman, y), _mean_pairwise(_kendall, y)
+        rho, tau = float(_mean_pairwise(spearman_last_axis, y)), float(_mean_pairwise(_kendall, y))
     return Reliability(
         spearman=rho,
-        spearman_ci=_row_interval(lambda i: _mean_pairwise(_spearman, y[i]), n, n_resamples, confidence, seed),
+        spearman_ci=_row_interval(lambda i: _mean_pairwise(spearman_last_axis, y[i]), n, n_resamples, confidence, seed),
         kendall=tau,
-        kendall_ci=_row_interval(lambda i: _mean_pairwise(_kendall, y[i]), n, n_resamples, confidence, seed),
+        kendall_ci=_row_interval(
+            lambda i: _mean_pairwise(_kendall, y[i]), n, n_resamples, confidence, seed, vectorized=False
+        ),
         icc1=icc1,
         sd_between=float(np.sqrt(max(msb - msw, 0.0) / k)),
         sd_within=float(np.sqrt(msw)),
@@ -271,8 +293,8 @@ def paired_difference(
     if n < 3:
         return Difference(float("nan"), float("nan"), float("nan"), n)
 
-    def difference(i: np.ndarray) -> float:
-        return _spearman(x[i], y[i]) - _spearman(z[i], y[i])
+    def difference(i: np.ndarray) -> np.ndarray | float:
+        return spearman_last_axis(x[i], y[i]) - spearman_last_axis(z[i], y[i])
 
     return Difference(*bootstrap_rows(difference, n, n_resamples=n_resamples, confidence=confidence, seed=seed), n)
 

@@ -6,19 +6,17 @@ Kept apart from ``theory`` so the per-width training jobs do not import scipy an
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from scipy import stats
 
 from ..io import write_text
 from ..proxies import get_proxy
 from ..report.plots import subplots
 from ..report.tables import markdown, write_table
-from .stats import bootstrap_rows, claim_positive, claim_rises, rank_correlation
+from .stats import bootstrap_rows, claim_positive, claim_rises, rank_correlation, spearman_last_axis
 from .theory import STATISTICS
 from .verdict import INCONCLUSIVE, Verdict, interval_verdict
 
@@ -91,13 +89,7 @@ def _goodness(runs: pd.DataFrame, name: str) -> tuple[dict[float, np.ndarray], n
     return {level: sign * wide[level].to_numpy() for level in wide.columns}, target.loc[wide.index].to_numpy()
 
 
-def _rho(x: np.ndarray, y: np.ndarray) -> float:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        return float(stats.spearmanr(x, y).statistic)
-
-
-def _verdict(claim: str, statistic: Callable[[np.ndarray], float], n: int, n_resamples: int, seed: int) -> Verdict:
+def _verdict(claim: str, statistic: Callable[[np.ndarray], np.ndarray], n: int, n_resamples: int, seed: int) -> Verdict:
     estimate, low, high = bootstrap_rows(statistic, n, n_resamples=n_resamples, seed=seed)
     verdict = interval_verdict(claim, estimate, low, high)
     return Verdict(verdict.claim, verdict.status, verdict.reason, {**verdict.numbers, "n": n})
@@ -125,12 +117,15 @@ def fidelity_checks(runs: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 
     loss, target = _goodness(runs, "loss")
     n = len(target)
 
-    def rise(at: Sequence[float]) -> Callable[[np.ndarray], float]:
-        return lambda i: min(_rho(loss[lv][i], target[i]) for lv in at) - _rho(loss[0.0][i], target[i])
+    def lowest(values: dict[float, np.ndarray], at: Sequence[float], i: np.ndarray) -> np.ndarray:
+        return np.min([spearman_last_axis(values[level][i], target[i]) for level in at], axis=0)
 
-    def positive(name: str) -> Callable[[np.ndarray], float]:
+    def rise(at: Sequence[float]) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda i: lowest(loss, at, i) - spearman_last_axis(loss[0.0][i], target[i])
+
+    def positive(name: str) -> Callable[[np.ndarray], np.ndarray]:
         goodness, _ = _goodness(runs, name)
-        return lambda i: min(_rho(goodness[lv][i], target[i]) for lv in later)
+        return lambda i: lowest(goodness, later, i)
 
     statistics = [rise([0.1]), rise(later), positive("fisher_rao"), positive("grad_abs_mean")]
     return [
