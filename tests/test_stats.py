@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from sigeo.study.stats import correlation_frame, paired_difference, rank_correlation, reliability
+from sigeo.study.stats import (
+    correlation_frame,
+    paired_difference,
+    rank_correlation,
+    reliability,
+    spearman_last_axis,
+)
 
 # ties in both vectors; 20 pairs
 PROXY = np.array([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4], dtype=float)
@@ -126,3 +132,12 @@ def test_paired_difference_of_two_correlations():
     assert (opposite.estimate, opposite.low, opposite.high) == pytest.approx((2.0, 2.0, 2.0))
     bad[4] = np.nan
     assert paired_difference(good, bad, -loss, n_resamples=0).n == 29
+
+
+def test_spearman_along_the_last_axis_is_scipys_row_by_row():
+    """With ties (PROXY, LOSS) and over a batch of resamples: one call, the same values as one spearmanr each."""
+    assert spearman_last_axis(PROXY, LOSS) == pytest.approx(stats.spearmanr(PROXY, LOSS).statistic, abs=1e-12)
+    rows = np.random.default_rng(0).integers(0, len(PROXY), (5, len(PROXY)))
+    expected = [stats.spearmanr(PROXY[i], LOSS[i]).statistic for i in rows]
+    assert spearman_last_axis(PROXY[rows], LOSS[rows]) == pytest.approx(expected, abs=1e-12)
+    assert math.isnan(spearman_last_axis(np.ones(4), np.arange(4.0)))
