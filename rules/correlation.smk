@@ -1,7 +1,6 @@
 from sigeo.study.correlation import CorrelationSettings
 
 CORRELATION = CorrelationSettings.from_config(config)
-CORRELATION_SUBNETS = range(CORRELATION.num_subnets)
 # Only what each job reads, so growing num_subnets or editing the proxy list keeps trained subnets up to date.
 CORRELATION_KEYS = {
     "truth": ("seed", "epochs", "max_train_rows"),
@@ -45,6 +44,21 @@ rule train_subnet:
         "../workflow/scripts/train_subnet.py"
 
 
+# The ground truth's extra seeds: the same job under seed{seed}/, so seed 0 keeps its path and adding
+# repeats (or more repeated subnets) only adds jobs.
+use rule train_subnet as train_subnet_seed with:
+    output:
+        metrics="results/correlation/{dataset}/{space}/subnets/{subnet}/seed{seed}/metrics.json",
+        arch="results/correlation/{dataset}/{space}/subnets/{subnet}/seed{seed}/arch.json",
+    log:
+        "logs/correlation/{dataset}/{space}/train_subnet/{subnet}_seed{seed}.log",
+    benchmark:
+        "benchmarks/correlation/{dataset}/{space}/train_subnet/{subnet}_seed{seed}.tsv"
+    wildcard_constraints:
+        subnet=r"\d+",
+        seed=r"[1-9]\d*",
+
+
 # One job per warm-up level: the supernet is loaded once and scores every subnet with every proxy.
 rule score_subnets:
     input:
@@ -73,15 +87,20 @@ rule score_subnets:
 rule correlation_table:
     input:
         truth=expand(
-            "results/correlation/{{dataset}}/{{space}}/subnets/{subnet}/metrics.json",
-            subnet=CORRELATION_SUBNETS,
+            "results/correlation/{{dataset}}/{{space}}/{run}",
+            run=CORRELATION.truth_files(),
         ),
         scores=expand(
             "results/correlation/{{dataset}}/{{space}}/w{level}/scores.csv",
             level=LEVELS,
         ),
+        warmup=expand(
+            "results/supernet/{{dataset}}/{{space}}/w{level}/metrics.json",
+            level=LEVELS,
+        ),
     output:
         data="results/correlation/{dataset}/{space}/data.csv",
+        runs="results/correlation/{dataset}/{space}/truth_runs.csv",
         table=report(
             "results/tables/correlation_{dataset}_{space}.csv",
             caption="../workflow/report/correlation_table.rst",
@@ -117,7 +136,9 @@ rule correlation_table:
     params:
         levels=list(LEVELS.values()),
         proxies=list(CORRELATION.proxies),
+        runs=CORRELATION.runs(),
         bootstrap=CORRELATION.bootstrap,
         seed=CORRELATION.seed,
+        min_reliability=CORRELATION.min_reliability,
     script:
         "../workflow/scripts/correlation_table.py"

@@ -104,5 +104,7 @@ rule theory_aggregate:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        seed=config["seed"],
     script:
         "../workflow/scripts/theory_aggregate.py"

@@ -93,7 +93,7 @@ def test_with_no_visible_gpu_every_gpu_rule_runs_on_cpu_and_says_so(runs):
         *logs.glob("correlation/*/*/train_subnet/*.log"),
         *logs.glob("correlation/*/*/score_subnets/*.log"),
     ]
-    assert len(gpu_jobs) == 2 + 1 + 1 + 3 + 2
+    assert len(gpu_jobs) == 2 + 1 + 1 + 3 * 2 + 2  # the correlation subnets train with two seeds
     for log in gpu_jobs:
         assert "no GPU visible; running on CPU" in log.read_text(), log
 
@@ -127,14 +127,20 @@ def test_correlation_study(runs):
     )
     # the table's rank statistics are those of the real vectors, with each proxy's sign
     table = pd.read_csv(workdir / "results/tables/correlation_tiny_small.csv")
-    assert list(table["proxy"]) == ["sigeo", "zico", "params", "random"] * 2 and (table["n"] == 3).all()
+    assert list(table["proxy"]) == ["sigeo", "zico", "params", "random", "seeds"] * 2 and (table["n"] == 3).all()
+    subnet_dir = workdir / "results/correlation/tiny/small/subnets"
+    losses = [
+        [json.loads((subnet_dir / f"{i}{run}/metrics.json").read_text())["test"]["logloss"] for i in range(3)]
+        for run in ("", "/seed1")
+    ]
+    assert losses[0] != losses[1]  # seed 1 initialises differently
     top = data[data["level"] == 0.5]
     row = table.set_index(["level", "proxy"])
     assert row.loc[(0.5, "params"), "spearman"] == pytest.approx(-stats.spearmanr(top["params"], top["test_loss"])[0])
     assert row.loc[(0.5, "sigeo"), "kendall"] == pytest.approx(-stats.kendalltau(top["sigeo"], top["test_loss"])[0])
     summary = (workdir / "results/tables/correlation_tiny_small_summary.md").read_text()
-    assert "Fidelity check: SiGeo's Spearman ρ at 50 %" in summary and ("PASS" in summary or "FAIL" in summary)
-    assert "fidelity check" in (workdir / "logs/correlation/tiny/small/table.log").read_text()
+    assert "SiGeo's ρ at 50 % exceeds its ρ at 0 %: **" in summary and "seed-pair Spearman" in summary
+    assert "claim check" in (workdir / "logs/correlation/tiny/small/table.log").read_text()
     assert mpimg.imread(workdir / "results/plots/correlation_vs_warmup_tiny_small.png").shape[:2] == (630, 1125)
 
 
@@ -197,10 +203,35 @@ def test_a_lost_output_or_an_edited_intermediate_reruns_exactly_its_dependents(r
 
 
 def test_a_new_proxy_and_one_more_subnet_rerun_only_what_they_change(runs):
-    """A new proxy rescores every level and one more subnet adds one training; trained subnets stay."""
+    """A new proxy rescores every level and one more subnet adds its trainings (two seeds); trained subnets stay."""
     workdir = runs[1]
     config = config_for(workdir)
     config["correlation"]["proxies"].append("flops")
     config["correlation"]["num_subnets"] = 4
     write_config(workdir, config)
-    assert planned(workdir) == {"train_subnet": 1, "score_subnets": 2, "correlation_table": 1, "all": 1}
+    assert planned(workdir) == {
+        "train_subnet": 1,
+        "train_subnet_seed": 1,
+        "score_subnets": 2,
+        "correlation_table": 1,
+        "all": 1,
+    }
+
+
+def test_seed_repeats_plan_one_training_per_extra_seed_and_keep_seed_zero(tmp_path):
+    """Seed 0 of every subnet keeps its path; each extra seed of a repeated subnet is one more job, in seed{s}/."""
+    write_tiny_mnist(tmp_path / "mnist", np.random.default_rng(0))
+    config = config_for(tmp_path)
+    config["correlation"] |= {"num_subnets": 4, "seed_repeats": 2, "repeat_subnets": 3}
+    write_config(tmp_path, config)
+    dry_run = run_snakemake(tmp_path, "-n").stdout
+    jobs = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", dry_run, re.M)}
+    assert (jobs["train_subnet"], jobs["train_subnet_seed"]) == (4, 6)
+    outputs = set(re.findall(r"results/correlation/tiny/small/subnets/[\w/]+/metrics\.json", dry_run))
+    expected = {f"results/correlation/tiny/small/subnets/{i}/metrics.json" for i in range(4)}
+    expected |= {f"results/correlation/tiny/small/subnets/{i}/seed{s}/metrics.json" for i in range(3) for s in (1, 2)}
+    assert outputs == expected
+    config["correlation"]["seed_repeats"] = 0
+    write_config(tmp_path, config)
+    jobs = planned(tmp_path)
+    assert "train_subnet_seed" not in jobs and jobs["train_subnet"] == 4

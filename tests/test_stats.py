@@ -1,4 +1,5 @@
-"""Rank statistics against scipy on fixed vectors: ties, the direction flip, NaN dropping, intervals."""
+"""Rank statistics against scipy on fixed vectors: ties, the direction flip, NaN dropping, intervals; the
+ground truth's reliability and paired differences against hand-computed values."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from sigeo.study.stats import correlation_frame, rank_correlation
+from sigeo.study.stats import (
+    correlation_frame,
+    paired_difference,
+    rank_correlation,
+    reliability,
+    spearman_last_axis,
+)
 
 # ties in both vectors; 20 pairs
 PROXY = np.array([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4], dtype=float)
@@ -70,3 +77,67 @@ def test_correlation_frame_groups_and_directions():
     raw = correlation_frame(frame, ["q"], raw=True, n_resamples=0)
     assert raw["spearman"].item() == pytest.approx(-stats.spearmanr(PROXY, LOSS).statistic)
     assert raw["n"].item() == 40
+
+
+def test_reliability_of_two_seeds_by_hand():
+    """Rows = subnets, columns = seeds. Row means 1.5, 2.5, 4, 4 (grand mean 3): MSB = 2 · (2.25 + 0.25 + 1 + 1)/3
+    = 3; row variances 0.5, 0.5, 0, 2: MSW = 0.75; ICC(1) = (3 − 0.75)/(3 + 0.75) = 0.6; SD between
+    = √((3 − 0.75)/2), within = √0.75. Seed ranks (1, 2, 4, 3) vs (1, 2, 3, 4): Σd² = 2 → ρ = 1 − 12/60 = 0.8;
+    5 concordant pairs of 6 → τ = 4/6."""
+    result = reliability([[1, 2], [2, 3], [4, 4], [3, 5]], n_resamples=0)
+    assert result.icc1 == pytest.approx(0.6)
+    assert result.sd_between == pytest.approx(math.sqrt(1.125)) and result.sd_within == pytest.approx(math.sqrt(0.75))
+    assert result.spearman == pytest.approx(0.8) and result.kendall == pytest.approx(4 / 6)
+    assert (result.subnets, result.seeds) == (4, 2) and all(math.isnan(v) for v in result.spearman_ci)
+
+
+def test_reliability_of_three_seeds_by_hand():
+    """Row means 2, 2, 5, 4 (grand 3.25): MSB = 3 · 6.75/3 = 6.75; row variances 1, 0, 1, 3: MSW = 1.25;
+    ICC(1) = (6.75 − 1.25)/(6.75 + 2 · 1.25) = 5.5/9.25. ρ and τ: the mean over the three seed pairs."""
+    matrix = np.array([[1, 2, 3], [2, 2, 2], [4, 5, 6], [3, 3, 6]], dtype=float)
+    result = reliability(matrix, n_resamples=0)
+    assert result.icc1 == pytest.approx(5.5 / 9.25)
+    assert result.sd_between == pytest.approx(math.sqrt(5.5 / 3)) and result.sd_within == pytest.approx(math.sqrt(1.25))
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    assert result.spearman == pytest.approx(np.mean([stats.spearmanr(matrix[:, a], matrix[:, b])[0] for a, b in pairs]))
+    assert result.kendall == pytest.approx(np.mean([stats.kendalltau(matrix[:, a], matrix[:, b])[0] for a, b in pairs]))
+
+
+def test_reliability_interval_and_limits():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=40)
+    agreeing = reliability(np.column_stack([truth, truth * 2 + 1]), n_resamples=200)
+    assert agreeing.spearman == 1.0 and agreeing.spearman_ci == pytest.approx((1.0, 1.0)) and agreeing.icc1 < 1
+    matrix = rng.normal(size=(40, 2))
+    noisy = reliability(matrix, n_resamples=200, seed=3)
+    low, high = noisy.spearman_ci
+    assert low < noisy.spearman < high and low < 0 < high and high - low > 0.3
+    assert reliability(matrix, n_resamples=200, seed=3).spearman_ci == (low, high)  # seeded
+    one_seed = reliability(np.ones((5, 1)), n_resamples=100)
+    assert math.isnan(one_seed.spearman) and math.isnan(one_seed.icc1) and one_seed.seeds == 1
+    with pytest.raises(ValueError, match="NaN"):
+        reliability([[1, 2], [3, float("nan")], [4, 5]])
+
+
+def test_paired_difference_of_two_correlations():
+    rng = np.random.default_rng(1)
+    loss = rng.uniform(0.4, 0.6, 30)
+    good, bad = -loss, rng.normal(size=30)  # goodness: higher for lower loss
+    result = paired_difference(good, bad, -loss, n_resamples=200)
+    assert result.estimate == pytest.approx(1 - stats.spearmanr(bad, -loss)[0]) and result.n == 30
+    assert result.low <= result.estimate <= result.high and result.low > 0
+    same = paired_difference(bad, bad, -loss, n_resamples=200)
+    assert (same.estimate, same.low, same.high) == (0.0, 0.0, 0.0)  # shared noise cancels exactly
+    opposite = paired_difference(good, loss, -loss, n_resamples=200)
+    assert (opposite.estimate, opposite.low, opposite.high) == pytest.approx((2.0, 2.0, 2.0))
+    bad[4] = np.nan
+    assert paired_difference(good, bad, -loss, n_resamples=0).n == 29
+
+
+def test_spearman_along_the_last_axis_is_scipys_row_by_row():
+    """With ties (PROXY, LOSS) and over a batch of resamples: one call, the same values as one spearmanr each."""
+    assert spearman_last_axis(PROXY, LOSS) == pytest.approx(stats.spearmanr(PROXY, LOSS).statistic, abs=1e-12)
+    rows = np.random.default_rng(0).integers(0, len(PROXY), (5, len(PROXY)))
+    expected = [stats.spearmanr(PROXY[i], LOSS[i]).statistic for i in rows]
+    assert spearman_last_axis(PROXY[rows], LOSS[rows]) == pytest.approx(expected, abs=1e-12)
+    assert math.isnan(spearman_last_axis(np.ones(4), np.arange(4.0)))

@@ -9,13 +9,15 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy import stats
 from torch import nn
 
 from sigeo.config import load_config
 from sigeo.proxies import ProbeSettings
 from sigeo.study.mnist import Digits
 from sigeo.study.theory import STATISTICS, TheorySettings, run_seed, run_width, start_batch
-from sigeo.study.theory_report import correlation_table, fidelity_checks, readme_comparison
+from sigeo.study.theory_report import correlation_table, fidelity_checks, readme_comparison, write_comparison
+from sigeo.study.verdict import FAIL, INCONCLUSIVE, PASS
 
 LEVELS = (0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
 PROBE = ProbeSettings(zico_coef=1, fr_coef=1, loss_coef=0, sigeo_mode="fixed", seed=0)
@@ -136,18 +138,58 @@ def test_faithful_mode_probes_after_each_training_step(digits):
     assert (runs["zico"] != fixed["zico"]).all() and (runs["test_loss"] != fixed["test_loss"]).all()
 
 
-def test_readme_comparison_and_fidelity_checks():
-    table = pd.DataFrame({
-        "level": [0.0, 0.1, 0.5], "loss_spearman": [0.2, 0.5, 0.3], "loss_kendall": [0.1, 0.4, 0.2],
-        "fisher_rao_spearman": [0.1, -0.2, -0.1], "fisher_rao_kendall": [0.0, -0.1, -0.1],
-        "grad_abs_mean_spearman": [-0.3, -0.4, 0.05], "grad_abs_mean_kendall": [-0.2, -0.3, 0.0],
-    })  # fmt: skip
-    assert [ok for _, ok in fidelity_checks(table)] == [True, True, True, False]
-    comparison = readme_comparison(table)
+HAND_TABLE = pd.DataFrame({
+    "level": [0.0, 0.1, 0.5], "loss_spearman": [0.2, 0.5, 0.3], "loss_kendall": [0.1, 0.4, 0.2],
+    "fisher_rao_spearman": [0.1, -0.2, -0.1], "fisher_rao_kendall": [0.0, -0.1, -0.1],
+    "grad_abs_mean_spearman": [-0.3, -0.4, 0.05], "grad_abs_mean_kendall": [-0.2, -0.3, 0.0],
+})  # fmt: skip
+
+
+def test_readme_comparison():
+    comparison = readme_comparison(HAND_TABLE)
     assert list(comparison["level"]) == [0.0, 0.1]  # 0.5 was not published
     assert comparison.loc[1, "loss_spearman"] == 0.5 and comparison.loc[1, "loss_spearman_readme"] == 0.71
     assert comparison.loc[0, "grad_abs_mean_kendall_readme"] == -0.34
-    assert fidelity_checks(table[table["level"] > 0]) == [("levels 0 and 0.1 are needed for the checks", None)]
+
+
+def planted_runs() -> pd.DataFrame:
+    """40 runs × levels 0, 10 %, 50 %. Training loss: noise at 0 %, the test loss at 10 % and 50 % (rises:
+    PASS). Fisher–Rao: −test loss from 10 % on (raw ρ −1, direction-adjusted +1: PASS). mean |grad|: +test
+    loss at 50 % (direction-adjusted −1: FAIL)."""
+    rng = np.random.default_rng(0)
+    test = rng.uniform(0.5, 1.5, 40)
+    rows = []
+    for r, loss in enumerate(test):
+        for level in (0.0, 0.1, 0.5):
+            rows.append({"width": 2 * (r // 4) + 2, "repeat": r % 4, "level": level, "test_loss": loss,
+                         "loss": rng.normal() if level == 0 else loss,
+                         "fisher_rao": rng.normal() if level == 0 else -loss,
+                         "grad_abs_mean": loss if level == 0.5 else -loss})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_fidelity_checks_are_verdicts_with_their_numbers(tmp_path):
+    runs = planted_runs()
+    checks = fidelity_checks(runs, n_resamples=100)
+    assert [(c.claim, c.status) for c in checks] == [
+        ("training loss's ρ at 10 % exceeds its ρ at 0 %", PASS),
+        ("training loss's ρ at every level from 10 % exceeds its ρ at 0 %", PASS),
+        ("Fisher–Rao's ρ at every level from 10 % is above 0", PASS),
+        ("mean |grad|'s ρ at every level from 10 % is above 0", FAIL),
+    ]
+    zero = runs[runs["level"] == 0.0]
+    rise = 1 - stats.spearmanr(zero["loss"], zero["test_loss"])[0]
+    assert checks[0].numbers["estimate"] == pytest.approx(rise) and checks[0].numbers["n"] == 40
+    assert checks[2].numbers["estimate"] == pytest.approx(1.0) and checks[3].numbers["estimate"] == pytest.approx(-1.0)
+    assert checks[3].numbers["high"] == pytest.approx(-1.0)
+    noisy = runs.assign(fisher_rao=np.random.default_rng(1).normal(size=len(runs)))
+    assert fidelity_checks(noisy, n_resamples=100)[2].status == INCONCLUSIVE  # noise: the interval spans 0
+    unmeasured = fidelity_checks(runs[runs["level"] > 0], n_resamples=10)
+    assert {c.status for c in unmeasured} == {INCONCLUSIVE} and "needs levels 0 % and 10 %" in unmeasured[0].reason
+    out = {name: tmp_path / name for name in ("c.csv", "c.md", "c.html")}
+    write_comparison(readme_comparison(HAND_TABLE), checks, out["c.csv"], out["c.md"], out["c.html"])
+    assert "- Fisher–Rao's ρ at every level from 10 % is above 0: **PASS** (interval above" in out["c.md"].read_text()
+    assert "Fidelity checks" in out["c.html"].read_text()
 
 
 def test_settings_from_the_schema_defaults():

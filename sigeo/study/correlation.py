@@ -8,6 +8,11 @@ so higher is better for every proxy and a useful one is positive.
 
 Subnet ``i`` is drawn from its own generator seeded by ``(seed, i)``: raising ``num_subnets`` adds
 architectures without changing the ones already trained, so their jobs stay up to date.
+
+The ground truth is only worth predicting if it is reproducible: ``seed_repeats`` trains subnets with
+more seeds, a subnet's truth is its mean over them, and the seeds' agreement (the noise ceiling) is
+reported beside the proxies and gates every claim (:func:`claims`). Diverged runs enter no statistic
+and are counted.
 """
 
 from __future__ import annotations
@@ -34,12 +39,23 @@ from ..report.tables import markdown
 from ..space.choice import Path as Architecture
 from ..space.choice import get_space, sample_architecture
 from ..train import TrainingDiverged
-from .stats import correlation_frame
+from .stats import (
+    Reliability,
+    claim_beats,
+    claim_positive,
+    claim_rises,
+    correlation_frame,
+    paired_difference,
+    reliability,
+)
+from .verdict import INCONCLUSIVE, Verdict, interval_verdict
 
 log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike
 
+#: The table's row for the ground truth's seed-to-seed agreement, next to the proxies' rows.
+SEEDS = "seeds"
 #: Zero-cost baselines scored next to the configured proxies when ``correlation.proxies`` is null.
 BASELINES = (
     "zico", "fisher_rao", "loss", "grad_norm", "snip", "synflow", "naswot", "meco", "aznas", "swap", "params", "flops",
@@ -66,6 +82,7 @@ LABELS = {
     "flops": "FLOPs",
     "random": "random",
     "oneshot": "one-shot",
+    SEEDS: "seed vs seed (noise ceiling)",
 }
 
 
@@ -85,12 +102,19 @@ def percent(level: float) -> str:
 
 @dataclass(frozen=True)
 class CorrelationSettings:
-    """The config's ``correlation`` section, with its defaults resolved against the rest of the config."""
+    """The config's ``correlation`` section, with its defaults resolved against the rest of the config.
+
+    ``repeat_subnets`` is resolved to a count: the first that many subnets train with
+    ``1 + seed_repeats`` seeds, the others with one.
+    """
 
     num_subnets: int
     proxies: tuple[str, ...]
     seed: int
     bootstrap: int
+    seed_repeats: int
+    repeat_subnets: int
+    min_reliability: float | None
 
     @classmethod
     def from_config(cls, config: Mapping) -> CorrelationSettings:
@@ -98,12 +122,29 @@ class CorrelationSettings:
         proxies = ordered_proxies(c["proxies"] or [*config["proxies"], *BASELINES])
         for name in proxies:
             get_proxy(name)  # an unknown name fails at start, listing the known ones
+        repeated = c["num_subnets"] if c["repeat_subnets"] == "all" else min(c["repeat_subnets"], c["num_subnets"])
         return cls(
             num_subnets=c["num_subnets"],
             proxies=tuple(proxies),
             seed=sampling_seed(config),
             bootstrap=c["bootstrap"],
+            seed_repeats=c["seed_repeats"],
+            repeat_subnets=repeated if c["seed_repeats"] else 0,
+            min_reliability=c["min_reliability"],
         )
+
+    def seeds(self, subnet: int) -> range:
+        """The training seeds of ``subnet`` (0 is its first training)."""
+        return range(1 + self.seed_repeats) if subnet < self.repeat_subnets else range(1)
+
+    def runs(self) -> list[tuple[int, int]]:
+        """Every ground-truth training, as (subnet, seed), subnet by subnet."""
+        return [(i, s) for i in range(self.num_subnets) for s in self.seeds(i)]
+
+    def truth_files(self) -> list[str]:
+        """Each run's ``metrics.json`` under the study's folder, in :meth:`runs` order: seed 0 where a study
+        without repeats writes it, seed ``s`` in ``seed{s}/`` beside it."""
+        return [f"subnets/{i}/metrics.json" if s == 0 else f"subnets/{i}/seed{s}/metrics.json" for i, s in self.runs()]
 
 
 def sampling_seed(config: Mapping) -> int:
@@ -112,11 +153,16 @@ def sampling_seed(config: Mapping) -> int:
     return config["seed"] if seed is None else seed
 
 
-def truth_settings(config: Mapping) -> FinalSettings:
-    """The final training's settings with the study's ``epochs`` and ``max_train_rows`` where set."""
+def truth_settings(config: Mapping, seed: int = 0) -> FinalSettings:
+    """The final training's settings with the study's ``epochs`` and ``max_train_rows`` where set.
+
+    Training seed ``seed`` of a subnet initialises with the run's seed + ``seed``, so seed 0 is the
+    training a study without repeats runs.
+    """
     c = config["correlation"]
+    base = FinalSettings.from_config(config)
     changes = {key: c[key] for key in ("epochs", "max_train_rows") if c[key] is not None}
-    return replace(FinalSettings.from_config(config), **changes)
+    return replace(base, **changes, seed=base.seed + seed)
 
 
 def ordered_proxies(names: Sequence[str]) -> list[str]:
@@ -200,32 +246,85 @@ def score_subnets(
 
 
 # --- analysis --------------------------------------------------------------------------------------
-def _loss(value: float | None) -> float:
-    return math.nan if value is None else float(value)
+def _diverged(metrics: Mapping, path: PathLike) -> bool:
+    """Whether a run diverged (``status`` "diverged" or a ``diverged`` entry); if not, its losses must be numbers."""
+    if metrics.get("status") == "diverged" or metrics.get("diverged"):
+        return True
+    for split in ("val", "test"):
+        value = (metrics.get(split) or {}).get("logloss")
+        if value is None or not math.isfinite(value):
+            raise ValueError(f"{path}: {split}.logloss is {value!r} in a run not marked diverged")
+    return False
 
 
-def collect(
-    truth_paths: Sequence[PathLike], score_paths: Mapping[float, PathLike], proxies: Sequence[str]
-) -> pd.DataFrame:
-    """One row per (level, subnet): the proxies' scores next to the subnet's val and test log loss.
-
-    A subnet drawn twice (possible only in tiny spaces) is kept once, so ties cannot inflate n.
-    """
-    truth = pd.DataFrame(
-        [
+def read_runs(paths: Mapping[tuple[int, int], PathLike]) -> pd.DataFrame:
+    """One row per ground-truth training (subnet, seed): hash, diverged, val and test log loss (NaN if diverged)."""
+    rows = []
+    for (index, seed), path in paths.items():
+        m = read_json(path)
+        diverged = _diverged(m, path)
+        nan = math.nan
+        rows.append(
             {
-                "subnet": i,
+                "subnet": index,
+                "seed": seed,
                 "hash": m["arch_hash"],
-                "val_loss": _loss(m["val"]["logloss"]),
-                "test_loss": _loss(m["test"]["logloss"]),
+                "diverged": diverged,
+                "val_loss": nan if diverged else float(m["val"]["logloss"]),
+                "test_loss": nan if diverged else float(m["test"]["logloss"]),
             }
-            for i, m in enumerate(read_json(p) for p in truth_paths)
-        ]
+        )
+    runs = pd.DataFrame(rows).sort_values(["subnet", "seed"], ignore_index=True)
+    changed = runs.groupby("subnet")["hash"].nunique() > 1
+    if changed.any():
+        raise ValueError(f"subnets {list(changed[changed].index)}: their seeds trained different architectures")
+    return runs
+
+
+def ground_truth(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per subnet: ``seeds`` (runs that converged), ``diverged`` (runs that did not), and the mean
+    val and test log loss over the converged seeds (NaN when none converged: such a subnet enters no
+    statistic). A subnet drawn twice (possible only in tiny spaces) is kept once, so ties cannot inflate n."""
+    truth = runs.groupby("subnet", sort=True).agg(
+        hash=("hash", "first"),
+        seeds=("diverged", lambda d: int((~d).sum())),
+        diverged=("diverged", "sum"),
+        val_loss=("val_loss", "mean"),
+        test_loss=("test_loss", "mean"),
     )
+    truth = truth.reset_index().astype({"diverged": int})
     duplicated = truth["hash"].duplicated()
     if duplicated.any():
         log.warning("%d subnets repeat an earlier architecture; each is counted once", int(duplicated.sum()))
-    truth = truth[~duplicated]
+    return truth[~duplicated].reset_index(drop=True)
+
+
+def seed_matrix(runs: pd.DataFrame) -> tuple[np.ndarray, int]:
+    """(subnets × seeds) test losses of the subnets trained with the most seeds, and how many of those
+    are left out because a seed diverged. Repeated architectures count once, like in :func:`ground_truth`."""
+    runs = runs[runs["subnet"].isin(ground_truth(runs)["subnet"])]
+    counts = runs.groupby("subnet")["seed"].count()
+    if counts.empty or counts.max() < 2:
+        return np.empty((0, 1)), 0
+    repeated = runs[runs["subnet"].isin(counts[counts == counts.max()].index)]
+    wide = repeated.pivot(index="subnet", columns="seed", values="test_loss")
+    complete = wide.notna().all(axis=1)
+    return wide[complete].to_numpy(), int((~complete).sum())
+
+
+def read_learned(paths: Mapping[float, PathLike]) -> dict[float, bool | None]:
+    """Per warm-up level, its supernet's ``learned`` flag (None where the warm-up did not record one)."""
+    learned = {}
+    for level, path in paths.items():
+        flag = read_json(path).get("learned")
+        if flag is not None and not isinstance(flag, bool):
+            raise ValueError(f"{path}: learned must be true or false, got {flag!r}")
+        learned[level] = flag
+    return learned
+
+
+def collect(truth: pd.DataFrame, score_paths: Mapping[float, PathLike], proxies: Sequence[str]) -> pd.DataFrame:
+    """One row per (level, subnet): the proxies' scores next to the subnet's ground truth (:func:`ground_truth`)."""
     frames = []
     for level, path in sorted(score_paths.items()):
         scores = pd.read_csv(path, dtype={"hash": str})[["subnet", "hash", *proxies]]
@@ -236,47 +335,166 @@ def collect(
         if (merged["hash"] != merged.pop("hash_scored")).any():
             raise ValueError(f"{path}: its subnets are not the study's (architectures differ); rerun the scoring")
         frames.append(merged.assign(level=level))
-    return pd.concat(frames, ignore_index=True)[["level", "subnet", "hash", "val_loss", "test_loss", *proxies]]
+    columns = ["level", "subnet", "hash", "seeds", "diverged", "val_loss", "test_loss", *proxies]
+    return pd.concat(frames, ignore_index=True)[columns]
 
 
-def correlation_table(data: pd.DataFrame, proxies: Sequence[str], n_resamples: int, seed: int) -> pd.DataFrame:
-    """Rows = level × proxy (SiGeo and ZiCo first): direction-adjusted Spearman ρ and Kendall τ with
-    their bootstrap 95 % intervals against the test log loss."""
+def usable(data: pd.DataFrame) -> pd.DataFrame:
+    """The subnets with at least one converged seed: the only ones any statistic sees."""
+    return data[data["seeds"] > 0]
+
+
+def measure_reliability(runs: pd.DataFrame, n_resamples: int, seed: int) -> tuple[Reliability, int]:
+    """The ground truth's noise ceiling (:func:`sigeo.study.stats.reliability`) and the repeated subnets
+    it leaves out because one of their seeds diverged."""
+    matrix, left_out = seed_matrix(runs)
+    return reliability(matrix, n_resamples=n_resamples, seed=seed), left_out
+
+
+def correlation_table(
+    data: pd.DataFrame,
+    proxies: Sequence[str],
+    n_resamples: int,
+    seed: int,
+    *,
+    noise: Reliability,
+    noise_left_out: int = 0,
+    learned: Mapping[float, bool | None] | None = None,
+) -> pd.DataFrame:
+    """Rows = level × proxy (SiGeo and ZiCo first), then the seeds' row: direction-adjusted Spearman ρ and
+    Kendall τ with their bootstrap 95 % intervals against the test log loss.
+
+    ``learned``: whether the level's supernet learned (None: not recorded). ``n``: subnets in the ρ;
+    ``dropped``: subnets whose score was NaN/inf; ``diverged``: subnets left out because every seed
+    diverged (on the seeds' row: repeated subnets left out because one seed diverged).
+    """
     direction = {name: get_proxy(name).higher_is_better for name in proxies}
+    kept = usable(data)
     table = correlation_frame(
-        data, list(proxies), by="level", higher_is_better=direction, n_resamples=n_resamples, seed=seed
+        kept, list(proxies), by="level", higher_is_better=direction, n_resamples=n_resamples, seed=seed
     )
     table = table.rename(columns={"statistic": "proxy"})
     table.insert(2, "higher_is_better", table["proxy"].map(direction))
-    order = {name: i for i, name in enumerate(ordered_proxies(proxies))}
+    levels = sorted(data["level"].unique())
+    excluded = int((data.loc[data["level"] == levels[0], "seeds"] == 0).sum())
+    table["diverged"] = excluded
+    ceiling = pd.DataFrame(
+        {
+            "level": levels,
+            "proxy": SEEDS,
+            "higher_is_better": None,
+            "spearman": noise.spearman,
+            "spearman_low": noise.spearman_ci[0],
+            "spearman_high": noise.spearman_ci[1],
+            "kendall": noise.kendall,
+            "kendall_low": noise.kendall_ci[0],
+            "kendall_high": noise.kendall_ci[1],
+            "n": noise.subnets,
+            "dropped": 0,
+            "diverged": noise_left_out,
+        }
+    )
+    table = pd.concat([table, ceiling], ignore_index=True)
+    table.insert(3, "learned", table["level"].map(lambda level: (learned or {}).get(level)))
+    order = {name: i for i, name in enumerate([*ordered_proxies(proxies), SEEDS])}
     table = table.sort_values(["level", "proxy"], key=lambda col: col.map(order) if col.name == "proxy" else col)
     return table.reset_index(drop=True)
 
 
-@dataclass(frozen=True)
-class Check:
-    """The report's fidelity target: SiGeo's ρ at the highest warm-up level ≥ its ρ at level 0."""
-
-    passed: bool | None
-    text: str
+def not_learned(flag: object) -> bool:
+    """True only for a recorded ``learned: false`` (None: not recorded)."""
+    return isinstance(flag, bool | np.bool_) and not flag
 
 
-def fidelity_check(table: pd.DataFrame) -> Check:
-    sigeo = table[table["proxy"] == "sigeo"].set_index("level")["spearman"]
-    if sigeo.empty or 0.0 not in sigeo.index or len(sigeo) < 2:
-        return Check(None, "SiGeo's Spearman ρ at the highest level ≥ at 0 %: n/a (needs SiGeo at level 0 and above)")
-    top = max(sigeo.index)
-    low, high = sigeo[0.0], sigeo[top]
-    passed = bool(high >= low) if math.isfinite(low) and math.isfinite(high) else None
-    verdict = {True: "PASS", False: "FAIL", None: "n/a (undefined ρ)"}[passed]
-    return Check(passed, f"SiGeo's Spearman ρ at {percent(top)} ({high:.3f}) ≥ at 0 % ({low:.3f}): {verdict}")
+def _goodness(frame: pd.DataFrame, proxy: str) -> np.ndarray:
+    values = frame[proxy].to_numpy(dtype=float)
+    return values if get_proxy(proxy).higher_is_better else -values
+
+
+def claims(
+    data: pd.DataFrame,
+    table: pd.DataFrame,
+    noise: Reliability,
+    min_reliability: float | None,
+    n_resamples: int,
+    seed: int,
+) -> list[Verdict]:
+    """The summary's claims, each PASS / FAIL / INCONCLUSIVE (:func:`sigeo.study.verdict.interval_verdict`):
+
+    (a) SiGeo's ρ at the highest warm-up level exceeds its ρ at 0 %; (b) SiGeo's ρ exceeds ZiCo's at each
+    level above 0; (c) SiGeo's ρ at the lowest level above 0 is above 0. Differences come from a paired
+    bootstrap over the same subnets; (c) from the table's interval. Every claim is INCONCLUSIVE when the
+    ground truth's seed-pair Spearman is below ``min_reliability`` (or unmeasured), or when a warmed-up
+    level it rests on has a supernet that did not learn.
+    """
+    kept = usable(data)
+    by_level = {level: frame.sort_values("subnet") for level, frame in kept.groupby("level", sort=True)}
+    levels = sorted(by_level)
+    warmed = [level for level in levels if level > 0]
+    learned = table.drop_duplicates("level").set_index("level")["learned"]
+    proxies = set(table["proxy"])
+
+    def decide(claim: str, estimate: float, low: float, high: float, rests_on: Sequence[float], n: int) -> Verdict:
+        verdict = interval_verdict(
+            claim, estimate, low, high, reliability=noise.spearman, min_reliability=min_reliability
+        )
+        verdict = replace(verdict, numbers={**verdict.numbers, "n": n})
+        if min_reliability is not None and math.isnan(noise.spearman) and verdict.reason.startswith("ground truth"):
+            verdict = replace(verdict, reason="ground truth's reliability not measured (correlation.seed_repeats)")
+        untrained = [level for level in rests_on if level > 0 and not_learned(learned.get(level))]
+        if untrained:
+            where = ", ".join(percent(level) for level in untrained)
+            verdict = replace(verdict, status=INCONCLUSIVE, reason=f"the supernet at {where} did not learn")
+        return verdict
+
+    def missing(claim: str, what: str) -> Verdict:
+        return Verdict(claim, INCONCLUSIVE, f"not measured: {what}")
+
+    def difference(a: tuple[float, str], b: tuple[float, str]) -> tuple[float, float, float, int]:
+        frame_a, frame_b = by_level[a[0]], by_level[b[0]]
+        result = paired_difference(
+            _goodness(frame_a, a[1]),
+            _goodness(frame_b, b[1]),
+            -frame_a["test_loss"].to_numpy(),
+            n_resamples=n_resamples,
+            seed=seed,
+        )
+        return result.estimate, result.low, result.high, result.n
+
+    sigeo, zico = label("sigeo"), label("zico")
+    verdicts = []
+    if "sigeo" in proxies and 0.0 in by_level and warmed:
+        top = warmed[-1]
+        estimate, low, high, n = difference((top, "sigeo"), (0.0, "sigeo"))
+        verdicts.append(decide(claim_rises(sigeo, percent(top), percent(0.0)), estimate, low, high, [top], n))
+    else:
+        verdicts.append(missing(claim_rises(sigeo, "the highest level", percent(0.0)), "needs SiGeo at 0 % and above"))
+    for level in warmed:
+        claim = claim_beats(sigeo, zico, percent(level))
+        if {"sigeo", "zico"} <= proxies:
+            estimate, low, high, n = difference((level, "sigeo"), (level, "zico"))
+            verdicts.append(decide(claim, estimate, low, high, [level], n))
+        else:
+            verdicts.append(missing(claim, "needs SiGeo and ZiCo scored"))
+    if "sigeo" in proxies and warmed:
+        first = warmed[0]
+        row = table[(table["level"] == first) & (table["proxy"] == "sigeo")].iloc[0]
+        claim = claim_positive(sigeo, percent(first))
+        verdicts.append(decide(claim, row.spearman, row.spearman_low, row.spearman_high, [first], int(row.n)))
+    else:
+        verdicts.append(missing(claim_positive(sigeo, "the lowest level above 0"), "needs SiGeo above 0 %"))
+    return verdicts
 
 
 def side_by_side(table: pd.DataFrame) -> pd.DataFrame:
     """SiGeo next to ZiCo per level: ρ and τ with their intervals as text (for the summary)."""
     rows = []
     for level, group in table.groupby("level", sort=True):
-        row: dict[str, object] = {"warm-up": percent(level)}
+        flag = group["learned"].iloc[0]
+        row: dict[str, object] = {
+            "warm-up": percent(level),
+            "supernet learned": {True: "yes", False: "NO"}.get(flag, "not recorded"),
+        }
         for name in LEAD:
             hit = group[group["proxy"] == name]
             if hit.empty:
@@ -284,33 +502,74 @@ def side_by_side(table: pd.DataFrame) -> pd.DataFrame:
             r = hit.iloc[0]
             row[f"{label(name)} ρ [95 % CI]"] = f"{r.spearman:.3f} [{r.spearman_low:.2f}, {r.spearman_high:.2f}]"
             row[f"{label(name)} τ [95 % CI]"] = f"{r.kendall:.3f} [{r.kendall_low:.2f}, {r.kendall_high:.2f}]"
-        row["n"] = int(group["n"].max())
+        row["n"] = int(group.loc[group["proxy"] != SEEDS, "n"].max())
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def write_summary(table: pd.DataFrame, title: str, md: PathLike, html: PathLike) -> Check:
-    """SiGeo and ZiCo per level and the fidelity check, as Markdown and HTML (the text next to the table)."""
-    check = fidelity_check(table)
+def reliability_text(noise: Reliability, left_out: int, min_reliability: float | None) -> str:
+    """The ground truth's noise ceiling in one paragraph."""
+    if math.isnan(noise.spearman):
+        return (
+            f"Ground truth reliability: not measured ({noise.subnets} subnets with every one of {noise.seeds} "
+            "seeds converged; at least 3 subnets with 2 seeds are needed: see correlation.seed_repeats and "
+            "repeat_subnets)."
+        )
+    low, high = noise.spearman_ci
+    bar = "none (min_reliability is null)" if min_reliability is None else f"{min_reliability:g}"
+    return (
+        f"Ground truth reliability over {noise.subnets} subnets × {noise.seeds} seeds: seed-pair Spearman ρ "
+        f"{noise.spearman:.3f} [95 % CI {low:.2f}, {high:.2f}], Kendall τ {noise.kendall:.3f}, ICC(1) "
+        f"{noise.icc1:.3f}; SD of the test log loss between architectures {noise.sd_between:.4f}, between "
+        f"seeds {noise.sd_within:.4f}. Claims need a seed-pair Spearman of at least {bar}."
+        + (f" Left out of these for a diverged seed: {left_out} repeated subnets." if left_out else "")
+    )
+
+
+def divergence_text(runs: pd.DataFrame, truth: pd.DataFrame) -> str:
+    excluded = int((truth["seeds"] == 0).sum())
+    return (
+        f"Diverged training runs: {int(runs['diverged'].sum())} of {len(runs)}; {excluded} of {len(truth)} "
+        "subnets had no converged seed and enter no statistic. A subnet's ground truth is the mean test log "
+        "loss over its converged seeds."
+    )
+
+
+def write_summary(
+    table: pd.DataFrame, verdicts: Sequence[Verdict], notes: Sequence[str], title: str, md: PathLike, html: PathLike
+) -> None:
+    """SiGeo and ZiCo per level, the ``notes`` (reliability, divergence) and each claim's verdict, as
+    Markdown and HTML (the text next to the table)."""
     pair = side_by_side(table)
     note = "Direction-adjusted: a proxy's goodness against −(test log loss), so higher is better for every proxy."
-    write_text(md, f"## {title}\n\n{markdown(pair)}\n\n{note}\n\nFidelity check: {check.text}\n")
+    lines = [verdict.line() for verdict in verdicts]
+    md_checks = "\n".join(f"- {line}" for line in lines)
+    md_notes = "\n\n".join(notes)
+    write_text(md, f"## {title}\n\n{markdown(pair)}\n\n{note}\n\n{md_notes}\n\nChecks:\n\n{md_checks}\n")
+    html_notes = "".join(f"<p>{text}</p>\n" for text in notes)
+    html_checks = "".join(f"<li>{line.replace('**', '')}</li>" for line in lines)
     write_text(
         html,
-        f"<h3>{title}</h3>\n{pair.to_html(index=False, border=0)}\n<p>{note}</p>\n"
-        f"<p><b>Fidelity check:</b> {check.text}</p>\n",
+        f"<h3>{title}</h3>\n{pair.to_html(index=False, border=0)}\n<p>{note}</p>\n{html_notes}"
+        f"<h4>Checks</h4>\n<ul>{html_checks}</ul>\n",
     )
-    return check
 
 
 def warmup_figure(table: pd.DataFrame, title: str) -> Figure:
-    """Spearman ρ of each proxy against warm-up level (equally spaced); SiGeo and ZiCo bold with 95 % bands."""
+    """Spearman ρ of each proxy against warm-up level (equally spaced); SiGeo and ZiCo bold with 95 % bands;
+    the ground truth's seed-pair Spearman (its noise ceiling) a grey band; levels whose supernet did not
+    learn are marked on the axis."""
     levels = sorted(table["level"].unique())
     position = {level: i for i, level in enumerate(levels)}
     fig, axes = subplots(1, 1, panel=(7.5, 4.2))
     ax = axes[0, 0]
     others = 0
-    for name in ordered_proxies(list(table["proxy"])):
+    ceiling = table[table["proxy"] == SEEDS]
+    if not ceiling.empty and math.isfinite(ceiling["spearman"].iloc[0]):
+        r = ceiling.iloc[0]
+        ax.axhspan(r.spearman_low, r.spearman_high, color="0.5", alpha=0.15, lw=0)
+        ax.axhline(r.spearman, color="0.3", ls="-.", lw=1.2, label=label(SEEDS))
+    for name in ordered_proxies([p for p in table["proxy"] if p != SEEDS]):
         rows = table[table["proxy"] == name].sort_values("level")
         x = rows["level"].map(position)
         if name in LEAD:
@@ -324,7 +583,9 @@ def warmup_figure(table: pd.DataFrame, title: str) -> Figure:
         ax.plot(x, rows["spearman"], marker=".", lw=1.1, ms=5, color=color, ls=style, alpha=0.8, label=label(name))
         others += 1
     ax.axhline(0, color="0.4", lw=0.8)
-    ax.set_xticks(range(len(levels)), [percent(level) for level in levels])
+    learned = table.drop_duplicates("level").set_index("level")["learned"]
+    ticks = [percent(level) + ("\n(not learned)" if not_learned(learned[level]) else "") for level in levels]
+    ax.set_xticks(range(len(levels)), ticks)
     ax.set(
         xlabel="supernet warm-up (% of the training split)",
         ylabel="Spearman ρ with −(test log loss)",

@@ -6,16 +6,19 @@ Kept apart from ``theory`` so the per-width training jobs do not import scipy an
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from ..io import write_text
+from ..proxies import get_proxy
 from ..report.plots import subplots
 from ..report.tables import markdown, write_table
-from .stats import rank_correlation
+from .stats import bootstrap_rows, claim_positive, claim_rises, rank_correlation, spearman_last_axis
 from .theory import STATISTICS
+from .verdict import INCONCLUSIVE, Verdict, interval_verdict
 
 LABELS = {
     "loss": "training loss",
@@ -26,6 +29,12 @@ LABELS = {
     "sigeo": "SiGeo",
 }
 PathLike = str | os.PathLike
+#: How to read the checks' ρ, which unlike the tables' is direction-adjusted.
+CHECKS_NOTE = (
+    "ρ here is direction-adjusted: a statistic's goodness against −(test loss), so the README's negative "
+    "Fisher–Rao and mean |grad| correlations are positive; a claim PASSes when its paired-bootstrap 95 % "
+    "interval over runs lies above the threshold, FAILs when below, and is INCONCLUSIVE otherwise"
+)
 
 # README table of NasRec-SiGeo (REFERENCE §8): level -> statistic -> (Spearman, Kendall) vs test loss.
 README_CORRELATIONS: dict[float, dict[str, tuple[float, float]]] = {
@@ -71,18 +80,56 @@ def readme_comparison(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def fidelity_checks(table: pd.DataFrame) -> list[tuple[str, bool | None]]:
-    """The README's qualitative shape, checked on our table (None: a needed level was not run)."""
-    rho = table.set_index("level")
-    later = [level for level in rho.index if level >= 0.1]
-    if 0.0 not in rho.index or 0.1 not in rho.index:
-        return [("levels 0 and 0.1 are needed for the checks", None)]
-    loss = rho["loss_spearman"]
+def _goodness(runs: pd.DataFrame, name: str) -> tuple[dict[float, np.ndarray], np.ndarray]:
+    """Per level, ``name``'s goodness (its value if higher is better, else its negation) for every run in
+    one fixed order, and −(test loss) of those runs: the inputs of a direction-adjusted ρ."""
+    sign = 1.0 if get_proxy(name).higher_is_better else -1.0
+    wide = runs.pivot(index=["width", "repeat"], columns="level", values=name).sort_index()
+    target = -runs.drop_duplicates(["width", "repeat"]).set_index(["width", "repeat"])["test_loss"]
+    return {level: sign * wide[level].to_numpy() for level in wide.columns}, target.loc[wide.index].to_numpy()
+
+
+def _verdict(claim: str, statistic: Callable[[np.ndarray], np.ndarray], n: int, n_resamples: int, seed: int) -> Verdict:
+    estimate, low, high = bootstrap_rows(statistic, n, n_resamples=n_resamples, seed=seed)
+    verdict = interval_verdict(claim, estimate, low, high)
+    return Verdict(verdict.claim, verdict.status, verdict.reason, {**verdict.numbers, "n": n})
+
+
+def fidelity_checks(runs: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0) -> list[Verdict]:
+    """The README's qualitative shape as claims on direction-adjusted ρ (a statistic's goodness against
+    −(test loss), as in the RecSys study), each PASS / FAIL / INCONCLUSIVE by a paired bootstrap over
+    runs (a run's statistics at every level and its test loss are resampled together).
+
+    Training loss is lower-is-better, so its ρ is its raw one; Fisher–Rao and mean |grad| are
+    higher-is-better, so the README's negative raw ρ is a positive one here. "Every level from 10 %"
+    is decided on the smallest of those levels' values in each resample.
+    """
+    levels = sorted(runs["level"].unique())
+    later = [level for level in levels if level >= 0.1]
+    claims = [
+        claim_rises(LABELS["loss"], _percent(0.1), _percent(0.0)),
+        claim_rises(LABELS["loss"], f"every level from {_percent(0.1)}", _percent(0.0)),
+        claim_positive(LABELS["fisher_rao"], f"every level from {_percent(0.1)}"),
+        claim_positive(LABELS["grad_abs_mean"], f"every level from {_percent(0.1)}"),
+    ]
+    if 0.0 not in levels or 0.1 not in levels:
+        return [Verdict(claim, INCONCLUSIVE, "not measured: needs levels 0 % and 10 %") for claim in claims]
+    loss, target = _goodness(runs, "loss")
+    n = len(target)
+
+    def lowest(values: dict[float, np.ndarray], at: Sequence[float], i: np.ndarray) -> np.ndarray:
+        return np.min([spearman_last_axis(values[level][i], target[i]) for level in at], axis=0)
+
+    def rise(at: Sequence[float]) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda i: lowest(loss, at, i) - spearman_last_axis(loss[0.0][i], target[i])
+
+    def positive(name: str) -> Callable[[np.ndarray], np.ndarray]:
+        goodness, _ = _goodness(runs, name)
+        return lambda i: lowest(goodness, later, i)
+
+    statistics = [rise([0.1]), rise(later), positive("fisher_rao"), positive("grad_abs_mean")]
     return [
-        ("Spearman of training loss rises from 0 % to 10 %", bool(loss[0.1] > loss[0.0])),
-        ("... and stays above the 0 % value at every later level", bool(all(loss[lv] > loss[0.0] for lv in later))),
-        ("Fisher–Rao Spearman is negative from 10 % on", bool((rho.loc[later, "fisher_rao_spearman"] < 0).all())),
-        ("mean |grad| Spearman is negative from 10 % on", bool((rho.loc[later, "grad_abs_mean_spearman"] < 0).all())),
+        _verdict(claim, statistic, n, n_resamples, seed) for claim, statistic in zip(claims, statistics, strict=True)
     ]
 
 
@@ -100,24 +147,24 @@ def _comparison_label(column: str) -> str:
 
 def write_comparison(
     comparison: pd.DataFrame,
-    checks: list[tuple[str, bool | None]],
+    checks: Sequence[Verdict],
     csv: PathLike,
     md: PathLike,
     html: PathLike,
 ) -> None:
     """The comparison table (CSV), and the same with the fidelity checks as Markdown and HTML."""
     write_table(comparison, csv=csv, digits=2)
-    verdict = {True: "yes", False: "NO", None: "n/a"}
     shown = comparison.rename(columns=_comparison_label)
-    md_checks = "\n".join(f"- {text}: **{verdict[ok]}**" for text, ok in checks)
+    lines = [check.line() for check in checks]
+    md_checks = "\n".join(f"- {line}" for line in lines)
     md_table = markdown(shown, 2)
-    write_text(md, f"{md_table}\n\nFidelity checks:\n\n{md_checks}\n")
-    html_checks = "".join(f"<li>{text}: <b>{verdict[ok]}</b></li>" for text, ok in checks)
+    write_text(md, f"{md_table}\n\nFidelity checks ({CHECKS_NOTE}):\n\n{md_checks}\n")
+    html_checks = "".join(f"<li>{line.replace('**', '')}</li>" for line in lines)
     table = shown.to_html(index=False, float_format="{:.2f}".format, border=0)
     write_text(
         html,
         "<h3>Raw rank correlation with the test loss: ours vs the NasRec-SiGeo README</h3>\n"
-        f"{table}\n<h4>Fidelity checks</h4>\n<ul>{html_checks}</ul>\n",
+        f"{table}\n<h4>Fidelity checks</h4>\n<p>{CHECKS_NOTE}.</p>\n<ul>{html_checks}</ul>\n",
     )
 
 

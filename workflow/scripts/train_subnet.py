@@ -1,4 +1,5 @@
-"""Rule train_subnet: the correlation study's ground truth for one subnet (standalone training, test log loss)."""
+"""Rules train_subnet and train_subnet_seed: the correlation study's ground truth for one subnet and one
+training seed (standalone training, test log loss); train_subnet is seed 0."""
 
 from pathlib import Path
 
@@ -8,16 +9,14 @@ from sigeo.study.correlation import sampling_seed, subnet, train_subnet, truth_s
 
 
 def main() -> None:
-    config = snakemake.params.stage
+    config, wildcards = snakemake.params.stage, snakemake.wildcards
     devices = DeviceSettings.from_config(config)
-    arch = subnet(
-        snakemake.wildcards.space, config["num_blocks"], sampling_seed(config), int(snakemake.wildcards.subnet)
-    )
+    arch = subnet(wildcards.space, config["num_blocks"], sampling_seed(config), int(wildcards.subnet))
     with devices.job_device() as device:
         train_subnet(
             arch,
             Path(snakemake.input.meta).parent,
-            truth_settings(config),
+            truth_settings(config, int(wildcards.get("seed", 0))),
             Path(snakemake.output.metrics).parent,
             device,
         )
