@@ -26,6 +26,7 @@ rule train_subnet:
     output:
         metrics="results/correlation/{dataset}/{space}/subnets/{subnet}/metrics.json",
         arch="results/correlation/{dataset}/{space}/subnets/{subnet}/arch.json",
+        model="results/correlation/{dataset}/{space}/subnets/{subnet}/model.pt",
     log:
         "logs/correlation/{dataset}/{space}/train_subnet/{subnet}.log",
     benchmark:
