@@ -48,12 +48,13 @@ class TrainSettings:
     rate cut by ``plateau_factor`` once ``plateau_patience`` evaluations in a row bring no new best
     validation log loss, a stop after ``patience`` such evaluations, and the best-on-validation
     weights restored at the end (FuxiCTR's and BARS's practice), after the same linear warm-up over
-    ``warmup_fraction`` of the first epoch: Adagrad's first steps move every weight by about the full
-    rate whatever its gradient, which without a warm-up swings the logits by tens. ``eval_every``: steps between calls
-    of ``validate`` (0: only after the last step). ``embedding_l2``: weight of the squared L2 norm of
-    the distinct embedding rows a batch looks up (a penalty on the whole tables would make every
-    sparse update dense). ``divergence_logloss``: a validation log loss above it, or not finite, ends
-    the run as diverged (None: validation never ends a run).
+    ``warmup_fraction`` of the first epoch: Adagrad's first steps move every weight by about the
+    full rate whatever its gradient, which without a warm-up swings the logits by tens.
+    ``eval_every``: steps between calls of ``validate`` (0: only after the last step).
+    ``embedding_l2``: weight of the squared L2 norm of the distinct embedding rows a batch looks up
+    (a penalty on the whole tables would make every sparse update dense). ``divergence_logloss``: a
+    validation log loss above it, or not finite, ends the run as diverged (None: validation never
+    ends a run).
     """
 
     lr: float
@@ -236,8 +237,8 @@ def train_loop(
     ``settings.eval_every`` steps and after the last step; it returns metrics, with ``"logloss"``
     required by the plateau schedule and by ``divergence_logloss``. Under the cosine schedule its
     results are only recorded in ``LoopState.curve`` (no early stopping, last weights kept).
-    ``steps_per_epoch`` only labels the curve with epochs. Raises :class:`TrainingDiverged` on a
-    non-finite training loss or a diverged validation log loss.
+    ``steps_per_epoch`` labels the curve with epochs and sets the plateau schedule's warm-up.
+    Raises :class:`TrainingDiverged` on a non-finite training loss or a diverged validation log loss.
     """
     optimizer = make_optimizer(model, settings.lr)
     plateau = settings.schedule == "plateau"
