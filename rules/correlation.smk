@@ -25,6 +25,7 @@ rule train_subnet:
     output:
         metrics="results/correlation/{dataset}/{space}/subnets/{subnet}/metrics.json",
         arch="results/correlation/{dataset}/{space}/subnets/{subnet}/arch.json",
+        model="results/correlation/{dataset}/{space}/subnets/{subnet}/model.pt",
     log:
         "logs/correlation/{dataset}/{space}/train_subnet/{subnet}.log",
     benchmark:
@@ -50,6 +51,7 @@ use rule train_subnet as train_subnet_seed with:
     output:
         metrics="results/correlation/{dataset}/{space}/subnets/{subnet}/seed{seed}/metrics.json",
         arch="results/correlation/{dataset}/{space}/subnets/{subnet}/seed{seed}/arch.json",
+        model="results/correlation/{dataset}/{space}/subnets/{subnet}/seed{seed}/model.pt",
     log:
         "logs/correlation/{dataset}/{space}/train_subnet/{subnet}_seed{seed}.log",
     benchmark:

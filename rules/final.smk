@@ -5,6 +5,7 @@ rule train_final:
     output:
         metrics="results/final/{dataset}/{space}/w{level}/{proxy}/{rank}/metrics.json",
         train_log="results/final/{dataset}/{space}/w{level}/{proxy}/{rank}/train_log.csv",
+        model="results/final/{dataset}/{space}/w{level}/{proxy}/{rank}/model.pt",
     log:
         "logs/train_final/{dataset}/{space}/w{level}/{proxy}/{rank}.log",
     benchmark:
@@ -27,6 +28,10 @@ rule select_best:
     input:
         metrics=expand(
             "results/final/{{dataset}}/{{space}}/w{{level}}/{{proxy}}/{rank}/metrics.json",
+            rank=RANKS,
+        ),
+        models=expand(
+            "results/final/{{dataset}}/{{space}}/w{{level}}/{{proxy}}/{rank}/model.pt",
             rank=RANKS,
         ),
         archs=expand(

@@ -3,25 +3,46 @@
 Each architecture is trained from scratch as a standalone network on ``train`` and evaluated on
 ``val`` and ``test``. The winner is the lowest *val* log loss; its test figures are reported but
 never used to choose (the reference's README selects on test, REFERENCE §7.3).
+
+Two recipes (``final.schedule``). ``plateau`` trains to convergence: up to ``max_epochs`` epochs,
+each reading the training rows in a fresh seeded order, validation every ``eval_every`` steps (an
+epoch by default), the rate cut on a plateau, a stop after ``patience`` evaluations without a new
+best, and the best-on-validation weights kept. ``cosine`` is the paper's: ``epochs`` passes in file
+order under a fixed warm-up + cosine schedule, the last weights kept.
+
+A run whose training loss stops being finite, or whose validation log loss exceeds
+``divergence_factor`` × the base rate's, is reported as diverged (``status``, ``diverged`` with its
+step and reason, null ``val`` and ``test``) rather than failing its job; :func:`select_best` never
+picks it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
+from torch import nn
 
-from .data.store import Dataset
-from .io import read_json, write_json
+from .data.store import Dataset, Split
+from .errors import SigeoError
+from .io import atomic_path, read_json, write_json
 from .space.choice import Path as Architecture
 from .space.subnet import StandaloneNet
 from .train import (
+    Batch,
     Checkpointer,
+    LoopState,
+    TrainingDiverged,
     TrainSettings,
+    base_rate_logloss,
     device_name,
     evaluate,
     flops_per_sample,
@@ -29,13 +50,17 @@ from .train import (
     to_device,
     train_loop,
 )
-from .warmup import write_log
 
 log = logging.getLogger(__name__)
+
+#: The file beside ``metrics.json`` holding the trained weights (a ``state_dict``).
+MODEL_FILE = "model.pt"
 
 
 @dataclass(frozen=True)
 class FinalSettings:
+    """The config's ``final`` section (config/schema.yaml documents each key)."""
+
     lr: float
     batch_size: int
     epochs: int
@@ -45,22 +70,216 @@ class FinalSettings:
     log_every: int
     seed: int
     mixed_precision: bool = False
+    schedule: str = "plateau"
+    max_epochs: int = 20
+    eval_every: int | None = None
+    patience: int = 2
+    plateau_factor: float = 0.1
+    plateau_patience: int = 0
+    shuffle_block_rows: int | None = 8192
+    embedding_l2: float = 0.0
+    divergence_factor: float = 2.0
+    use_layernorm: bool = True
 
     @classmethod
-    def from_config(cls, config: dict) -> FinalSettings:
+    def from_config(cls, config: Mapping) -> FinalSettings:
         f = config["final"]
-        return cls(
-            **{k: f[k] for k in ("lr", "batch_size", "epochs", "eval_batch_size", "max_train_rows")},
-            checkpoint_minutes=f["checkpoint_minutes"],
-            log_every=f["log_every"],
-            seed=config["seed"],
-            mixed_precision=config["devices"]["mixed_precision"],
+        keys = ("lr", "batch_size", "epochs", "eval_batch_size", "max_train_rows", "checkpoint_minutes", "log_every")
+        keys += ("schedule", "max_epochs", "eval_every", "patience", "plateau_factor", "plateau_patience")
+        keys += ("shuffle_block_rows", "embedding_l2", "divergence_factor", "use_layernorm")
+        return cls(**{k: f[k] for k in keys}, seed=config["seed"], mixed_precision=config["devices"]["mixed_precision"])
+
+    @property
+    def net(self) -> dict:
+        """Keyword arguments of :class:`StandaloneNet` besides the architecture and the data's shapes."""
+        return {"use_layernorm": self.use_layernorm}
+
+    @property
+    def epochs_to_run(self) -> int:
+        """The fixed number of epochs (cosine) or the most (plateau)."""
+        return self.max_epochs if self.schedule == "plateau" else self.epochs
+
+
+def build_standalone(arch: Architecture, dataset: Dataset, settings: FinalSettings) -> StandaloneNet:
+    torch.manual_seed(settings.seed)
+    return StandaloneNet(arch, dataset.num_dense, dataset.table_sizes, **settings.net)
+
+
+@functools.lru_cache(maxsize=1)
+def epoch_order(rows: int, block_rows: int, seed: int, epoch: int) -> np.ndarray:
+    """The row order of one epoch: blocks of ``block_rows`` consecutive rows in a random order, the
+    rows of each block shuffled, drawn from the generator seeded by ``(seed, epoch)``.
+
+    A batch then reads rows from one or two blocks, so reads of the memory-mapped split stay within a
+    few megabytes; and the order depends on nothing but the epoch, so a resumed run reads the same.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    starts = np.arange(0, rows, block_rows)
+    pieces = [start + rng.permutation(min(block_rows, rows - start)) for start in starts[rng.permutation(len(starts))]]
+    return np.concatenate(pieces)
+
+
+def read_rows(split: Split, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The given rows of a split in memory, in ascending order (reads stay sequential)."""
+    rows = np.sort(rows)
+    return (
+        np.asarray(split.dense[rows], dtype=np.float32),
+        np.asarray(split.sparse[rows], dtype=np.int64),
+        np.asarray(split.label[rows], dtype=np.float32),
+    )
+
+
+def training_batches(
+    train: Split, settings: FinalSettings, steps_per_epoch: int, total: int, device: torch.device
+) -> Callable[[int], Iterator[Batch]]:
+    """``batches(first_step)`` for :func:`train_loop`: file order without ``shuffle_block_rows``."""
+    size = settings.batch_size
+
+    def batches(first: int) -> Iterator[Batch]:
+        for step in range(first, total):
+            epoch, index = divmod(step, steps_per_epoch)
+            if settings.shuffle_block_rows is None:
+                yield to_device(train.batch(index * size, (index + 1) * size), device)
+            else:
+                order = epoch_order(len(train), settings.shuffle_block_rows, settings.seed, epoch)
+                yield to_device(read_rows(train, order[index * size : (index + 1) * size]), device)
+
+    return batches
+
+
+def train_model(
+    model: nn.Module,
+    dataset_dir: str | os.PathLike,
+    settings: FinalSettings,
+    out_dir: str | os.PathLike,
+    device: torch.device,
+    info: Mapping[str, object] | None = None,
+) -> dict:
+    """Train ``model`` (``model(dense, sparse_ids) -> logits``, already initialised) with the recipe of
+    ``settings``; write ``metrics.json``, ``train_log.csv`` and ``model.pt`` into ``out_dir``.
+
+    ``info`` heads ``metrics.json`` (e.g. the architecture's hash and the network's arguments). A
+    diverged run is reported in ``metrics.json`` (``model.pt`` then holds the weights it stopped
+    with) and returned, not raised.
+    """
+    out_dir = Path(out_dir)
+    dataset = Dataset.open(dataset_dir)
+    model = model.to(device)
+    train = dataset.split("train")
+    if settings.max_train_rows:
+        train = train.head(settings.max_train_rows)
+    steps_per_epoch = len(train) // settings.batch_size
+    if steps_per_epoch == 0:
+        raise SigeoError(f"{dataset_dir}: {len(train)} training rows, fewer than one batch of {settings.batch_size}")
+    total = steps_per_epoch * settings.epochs_to_run
+    base = base_rate_logloss(dataset.meta["positive_rate"]["train"])
+    limit = settings.divergence_factor * base
+    val_split = dataset.split("val")
+
+    def predict(batch: Batch) -> torch.Tensor:
+        return model(batch[0], batch[1])
+
+    def validate(_: int) -> dict[str, float]:
+        metrics = evaluate(predict, val_split, settings.eval_batch_size, device)
+        return {"logloss": metrics["logloss"], "auc": metrics["auc"]}
+
+    loop = TrainSettings(
+        settings.lr,
+        settings.batch_size,
+        checkpoint_minutes=settings.checkpoint_minutes,
+        log_every=settings.log_every,
+        mixed_precision=settings.mixed_precision,
+        schedule=settings.schedule,
+        eval_every=settings.eval_every or steps_per_epoch,
+        plateau_factor=settings.plateau_factor,
+        plateau_patience=settings.plateau_patience,
+        patience=settings.patience,
+        embedding_l2=settings.embedding_l2,
+        divergence_logloss=limit,
+    )
+    checkpointer = Checkpointer(out_dir / "resume.pt", settings.checkpoint_minutes * 60)
+    log.info("final training (%s): up to %d steps of %d on %s", settings.schedule, total, settings.batch_size,
+             device_name(device))  # fmt: skip
+    head = {
+        **(info or {}),
+        "schedule": settings.schedule,
+        "steps_per_epoch": steps_per_epoch,
+        "base_rate_logloss": base,
+        "divergence_logloss": limit,
+    }
+    try:
+        state = train_loop(
+            model,
+            lambda batch, _: predict(batch),
+            training_batches(train, settings, steps_per_epoch, total, device),
+            total,
+            loop,
+            device,
+            checkpointer,
+            validate=validate,
+            steps_per_epoch=steps_per_epoch,
         )
+    except TrainingDiverged as exc:
+        log.warning("diverged at step %d: %s", exc.step, exc.reason)
+        metrics = {
+            **head,
+            "status": "diverged",
+            "diverged": {"step": exc.step, "reason": exc.reason},
+            **progress(exc.state, steps_per_epoch),
+            "device": device_name(device),
+            "val": None,
+            "test": None,
+            **param_count(model),
+            "flops_per_sample": flops_per_sample(model, to_device(val_split.batch(0, 64), device), predict),
+        }
+        return finish(model, exc.state, metrics, out_dir, checkpointer)
+    model.eval()
+    metrics = {
+        **head,
+        "status": "ok",
+        "diverged": None,
+        **progress(state, steps_per_epoch),
+        "device": device_name(device),
+        "val": evaluate(predict, val_split, settings.eval_batch_size, device),
+        "test": evaluate(predict, dataset.split("test"), settings.eval_batch_size, device),
+        **param_count(model),
+        "flops_per_sample": flops_per_sample(model, to_device(val_split.batch(0, 64), device), predict),
+    }
+    return finish(model, state, metrics, out_dir, checkpointer)
 
 
-def build_standalone(arch: Architecture, dataset: Dataset, seed: int) -> StandaloneNet:
-    torch.manual_seed(seed)
-    return StandaloneNet(arch, dataset.num_dense, dataset.table_sizes)
+def progress(state: LoopState, steps_per_epoch: int) -> dict:
+    """What ``metrics.json`` says about the run: its length, best evaluation, stop and curve."""
+    best = state.best or (state.curve[-1] if state.curve else None)
+    return {
+        "steps": state.step,
+        "rows": state.rows,
+        "epochs": round(state.step / steps_per_epoch, 4),
+        "wall_seconds": round(state.seconds, 3),
+        "stop_reason": state.stop_reason,
+        "best": None if best is None else {k: best[k] for k in ("step", "epoch", "logloss")},
+        "curve": state.curve,
+    }
+
+
+def finish(model: nn.Module, state: LoopState, metrics: dict, out_dir: Path, checkpointer: Checkpointer) -> dict:
+    """``model.pt``, ``train_log.csv``, then ``metrics.json`` (the job's sign of completion)."""
+    with atomic_path(out_dir / MODEL_FILE, ".pt") as tmp:
+        torch.save(model.state_dict(), tmp)
+    write_train_log(out_dir / "train_log.csv", state)
+    write_json(out_dir / "metrics.json", metrics)
+    checkpointer.remove()
+    return metrics
+
+
+def write_train_log(path: Path, state: LoopState) -> None:
+    """One row per logged step (training loss) or evaluation (``val_*``), merged on the step."""
+    train = pd.DataFrame(state.log, columns=["step", "rows", "loss", "lr", "seconds"])
+    curve = pd.DataFrame(state.curve, columns=["step", "epoch", "logloss", "auc"])
+    curve = curve.rename(columns={"logloss": "val_logloss", "auc": "val_auc"})
+    frame = train.merge(curve, on="step", how="outer").sort_values("step")
+    with atomic_path(path, ".csv") as tmp:
+        frame.to_csv(tmp, index=False)
 
 
 def train_final(
@@ -70,52 +289,33 @@ def train_final(
     out_dir: str | os.PathLike,
     device: torch.device,
 ) -> dict:
-    """Train ``arch`` from scratch; write ``metrics.json`` and ``train_log.csv`` into ``out_dir``."""
-    out_dir = Path(out_dir)
-    dataset = Dataset.open(dataset_dir)
-    model = build_standalone(arch, dataset, settings.seed).to(device)
-    train = dataset.split("train")
-    if settings.max_train_rows:
-        train = train.head(settings.max_train_rows)
-    steps_per_epoch = len(train) // settings.batch_size
-    total = steps_per_epoch * settings.epochs
+    """Train ``arch`` from scratch as a :class:`StandaloneNet`; outputs as :func:`train_model`."""
+    model = build_standalone(arch, Dataset.open(dataset_dir), settings)
+    return train_model(model, dataset_dir, settings, out_dir, device, {"arch_hash": arch.hash(), "net": settings.net})
 
-    def batches(first: int):
-        for step in range(first, total):
-            start = (step % steps_per_epoch) * settings.batch_size
-            yield to_device(train.batch(start, start + settings.batch_size), device)
 
-    loop = TrainSettings(settings.lr, settings.batch_size, checkpoint_minutes=settings.checkpoint_minutes,
-                         log_every=settings.log_every, mixed_precision=settings.mixed_precision)  # fmt: skip
-    checkpointer = Checkpointer(out_dir / "resume.pt", settings.checkpoint_minutes * 60)
-    log.info("final training: %d steps of %d on %s", total, settings.batch_size, device_name(device))
-    state = train_loop(model, lambda batch, _: model(batch[0], batch[1]), batches, total, loop, device, checkpointer)
-    model.eval()
-    forward = lambda batch: model(batch[0], batch[1])  # noqa: E731
-    metrics = {
-        "arch_hash": arch.hash(),
-        "steps": state.step,
-        "rows": state.rows,
-        "wall_seconds": round(state.seconds, 3),
-        "device": device_name(device),
-        "val": evaluate(forward, dataset.split("val"), settings.eval_batch_size, device),
-        "test": evaluate(forward, dataset.split("test"), settings.eval_batch_size, device),
-        **param_count(model),
-        "flops_per_sample": flops_per_sample(model, to_device(dataset.split("val").batch(0, 64), device), forward),
-    }
-    write_log(out_dir / "train_log.csv", state.log)
-    write_json(out_dir / "metrics.json", metrics)
-    checkpointer.remove()
-    return metrics
+def usable(metrics: Mapping) -> bool:
+    """Whether a run finished with a finite validation log loss (diverged runs have none)."""
+    if metrics.get("status", "ok") != "ok" or metrics.get("diverged") or metrics.get("val") is None:
+        return False
+    loss = metrics["val"].get("logloss")
+    return loss is not None and math.isfinite(loss)
 
 
 def select_best(metric_paths: Sequence[str | os.PathLike], arch_paths: Sequence[str | os.PathLike]) -> dict:
-    """The candidate with the lowest validation log loss, with its test figures and architecture."""
+    """The candidate with the lowest validation log loss, with its test figures, architecture and
+    ``model.pt``; diverged candidates (or any without a finite validation log loss) are skipped and
+    counted. Fails when every candidate diverged."""
     candidates = []
     for rank, (m_path, a_path) in enumerate(zip(metric_paths, arch_paths, strict=True)):
         m = read_json(m_path)
-        candidates.append({"rank": rank, "metrics": m, "arch": read_json(a_path)})
-    best = min(candidates, key=lambda c: c["metrics"]["val"]["logloss"])
+        candidates.append({"rank": rank, "metrics": m, "arch": a_path, "path": Path(m_path), "usable": usable(m)})
+        if not candidates[-1]["usable"]:
+            log.warning("candidate %d (%s) diverged or has no finite validation log loss: skipped", rank, m_path)
+    finished = [c for c in candidates if c["usable"]]
+    if not finished:
+        raise SigeoError(f"all {len(candidates)} candidates diverged, none to select: {metric_paths[0]} ...")
+    best = min(finished, key=lambda c: c["metrics"]["val"]["logloss"])
     return {
         "selected_by": "val logloss",
         "rank": best["rank"],
@@ -124,6 +324,15 @@ def select_best(metric_paths: Sequence[str | os.PathLike], arch_paths: Sequence[
         "params": best["metrics"]["params"],
         "params_dense": best["metrics"]["params_dense"],
         "flops_per_sample": best["metrics"]["flops_per_sample"],
-        "arch": best["arch"],
-        "candidates": [{"rank": c["rank"], "val_logloss": c["metrics"]["val"]["logloss"]} for c in candidates],
+        "arch": read_json(best["arch"]),
+        "model": str(best["path"].with_name(MODEL_FILE)),
+        "diverged": len(candidates) - len(finished),
+        "candidates": [
+            {
+                "rank": c["rank"],
+                "val_logloss": c["metrics"]["val"]["logloss"] if c["usable"] else None,
+                "diverged": not c["usable"],
+            }
+            for c in candidates
+        ],
     }

@@ -14,7 +14,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,18 +36,44 @@ ADAGRAD_EPS = 1e-2
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-class TrainingDiverged(SigeoError):
-    """The training loss became NaN or infinite."""
+SCHEDULES = ("cosine", "plateau")
 
 
 @dataclass(frozen=True)
 class TrainSettings:
+    """How :func:`train_loop` trains.
+
+    ``schedule``: ``cosine`` = a linear warm-up over ``warmup_fraction`` of the steps, then cosine down
+    to 1e-8, every step run and the last weights kept (the paper's recipe); ``plateau`` = a constant
+    rate cut by ``plateau_factor`` once ``plateau_patience`` evaluations in a row bring no new best
+    validation log loss, a stop after ``patience`` such evaluations, and the best-on-validation
+    weights restored at the end (FuxiCTR's and BARS's practice), after the same linear warm-up over
+    ``warmup_fraction`` of the first epoch: Adagrad's first steps move every weight by about the
+    full rate whatever its gradient, which without a warm-up swings the logits by tens.
+    ``eval_every``: steps between calls of ``validate`` (0: only after the last step).
+    ``embedding_l2``: weight of the squared L2 norm of the distinct embedding rows a batch looks up
+    (a penalty on the whole tables would make every sparse update dense). ``divergence_logloss``: a
+    validation log loss above it, or not finite, ends the run as diverged (None: validation never
+    ends a run).
+    """
+
     lr: float
     batch_size: int
     warmup_fraction: float = 0.1
     checkpoint_minutes: float = 5.0
     log_every: int = 50
     mixed_precision: bool = False
+    schedule: str = "cosine"
+    eval_every: int = 0
+    plateau_factor: float = 0.1
+    plateau_patience: int = 0
+    patience: int = 2
+    embedding_l2: float = 0.0
+    divergence_logloss: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
 
 
 def to_device(batch: tuple[np.ndarray, ...], device: torch.device) -> Batch:
@@ -134,12 +160,58 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
 
 @dataclass
 class LoopState:
-    """What a resumed loop needs besides the model and optimizer."""
+    """What a resumed loop needs besides the model, the optimizer and the best weights.
+
+    ``log``: the training loss every ``log_every`` steps; ``curve``: one entry per call of
+    ``validate`` (its step, epoch fraction, learning rate and what it returned); ``best``: the curve
+    entry with the lowest validation log loss so far (plateau schedule); ``bad_evals``: evaluations
+    since it; ``stop_reason``: why the loop ended.
+    """
 
     step: int
     rows: int
     seconds: float
     log: list[dict]
+    curve: list[dict] = field(default_factory=list)
+    best: dict | None = None
+    bad_evals: int = 0
+    stop_reason: str | None = None
+
+
+class TrainingDiverged(SigeoError):
+    """The training loss became NaN or infinite, or the validation log loss left the plausible range.
+
+    ``step`` and ``reason`` say where and why; ``state`` is the loop's state at that point (its logs
+    and validation curve), so a caller can report the run instead of failing.
+    """
+
+    def __init__(self, message: str, step: int, reason: str, state: LoopState) -> None:
+        super().__init__(message)
+        self.step, self.reason, self.state = step, reason, state
+
+
+class TouchedRows:
+    """Records the ids every ``nn.Embedding`` of a model looks up, for the L2 on the rows a batch touches."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.seen: list[tuple[nn.Embedding, torch.Tensor]] = []
+        self.handles = [
+            m.register_forward_hook(lambda module, args, _: self.seen.append((module, args[0])))
+            for m in model.modules()
+            if isinstance(m, nn.Embedding)
+        ]
+
+    def squared_norm(self) -> torch.Tensor:
+        """Σ‖row‖² over the distinct rows looked up since the last call, with sparse gradients as the lookup's."""
+        total = sum(
+            F.embedding(ids.unique(), module.weight, sparse=module.sparse).square().sum() for module, ids in self.seen
+        )
+        self.seen.clear()
+        return torch.as_tensor(total)
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.remove()
 
 
 def train_loop(
@@ -152,22 +224,50 @@ def train_loop(
     checkpointer: Checkpointer,
     extra_state: Callable[[], dict] | None = None,
     restore_extra: Callable[[dict], None] | None = None,
+    validate: Callable[[int], dict[str, float]] | None = None,
+    steps_per_epoch: int | None = None,
 ) -> LoopState:
-    """Train for ``total_steps`` batches, resuming from ``checkpointer`` if it holds a checkpoint.
+    """Train for up to ``total_steps`` batches, resuming from ``checkpointer`` if it holds a checkpoint.
 
     ``forward(batch, step)`` returns logits; ``batches(first_step)`` yields batches from that step on
     (so a resumed run sees exactly the batches it would have seen). ``extra_state`` / ``restore_extra``
     carry anything else the caller draws per step (the supernet's path sampler).
+
+    ``validate(step)`` (optional) is called in eval mode under ``no_grad`` every
+    ``settings.eval_every`` steps and after the last step; it returns metrics, with ``"logloss"``
+    required by the plateau schedule and by ``divergence_logloss``. Under the cosine schedule its
+    results are only recorded in ``LoopState.curve`` (no early stopping, last weights kept).
+    ``steps_per_epoch`` labels the curve with epochs and sets the plateau schedule's warm-up.
+    Raises :class:`TrainingDiverged` on a non-finite training loss or a diverged validation log loss.
     """
     optimizer = make_optimizer(model, settings.lr)
-    scheduler = make_scheduler(optimizer, total_steps, int(total_steps * settings.warmup_fraction))
+    plateau = settings.schedule == "plateau"
+    if plateau:
+        if validate is None:
+            raise ValueError("the plateau schedule needs a validate callable")
+        warmup_steps = int((steps_per_epoch or 0) * settings.warmup_fraction)
+        warmup = (
+            torch.optim.lr_scheduler.LinearLR(optimizer, LR_MIN / settings.lr, 1.0, warmup_steps)
+            if warmup_steps > 0
+            else None
+        )
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=settings.plateau_factor, patience=settings.plateau_patience, threshold=0.0
+        )
+    else:
+        scheduler = make_scheduler(optimizer, total_steps, int(total_steps * settings.warmup_fraction))
+        warmup, warmup_steps = None, 0
     state = LoopState(step=0, rows=0, seconds=0.0, log=[])
+    best_weights: dict[str, torch.Tensor] | None = None
     saved = checkpointer.load()
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
+        if warmup is not None:
+            warmup.load_state_dict(saved["warmup"])
         state = LoopState(**saved["loop"])
+        best_weights = saved.get("best_model")
         if restore_extra is not None:
             restore_extra(saved["extra"])
         log.info("resumed from %s at step %d of %d", checkpointer.path, state.step, total_steps)
@@ -177,45 +277,95 @@ def train_loop(
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
+            "warmup": warmup.state_dict() if warmup is not None else None,
             "loop": vars(state).copy(),
             "extra": extra_state() if extra_state is not None else {},
+            "best_model": best_weights,
         }
+
+    def diverged(reason: str) -> TrainingDiverged:
+        return TrainingDiverged(
+            f"{reason} at step {state.step} (lr {optimizer.param_groups[0]['lr']:.3g}); "
+            f"the last good checkpoint is kept at {checkpointer.path}",
+            state.step,
+            reason,
+            state,
+        )
+
+    def run_validation() -> bool:
+        """Evaluate, record, update the plateau state; whether training should stop."""
+        nonlocal best_weights
+        model.eval()
+        with torch.no_grad():
+            result = validate(state.step)
+        model.train()
+        epoch = round(state.step / steps_per_epoch, 4) if steps_per_epoch else None
+        entry = {"step": state.step, "epoch": epoch, "lr": optimizer.param_groups[0]["lr"], **result}
+        state.curve.append(entry)
+        log.info("step %d validation %s", state.step, {k: round(v, 5) for k, v in result.items()})
+        limit = settings.divergence_logloss
+        if limit is not None and not result["logloss"] <= limit:
+            raise diverged(f"validation log loss {result['logloss']:.4g} is above the limit {limit:.4g}")
+        if not plateau:
+            return False
+        if state.best is None or result["logloss"] < state.best["logloss"]:
+            state.best, state.bad_evals = entry, 0
+            best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        else:
+            state.bad_evals += 1
+        scheduler.step(result["logloss"])
+        return state.bad_evals >= settings.patience
 
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
+    touched = TouchedRows(model) if settings.embedding_l2 > 0 else None
     started = time.monotonic() - state.seconds
-    for batch in batches(state.step):
-        if state.step >= total_steps:
-            break
-        lr = optimizer.param_groups[0]["lr"]
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(device, settings.mixed_precision):
-            loss = logloss(forward(batch, state.step).float(), batch[2])
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(
-                f"training loss is {loss.item()} at step {state.step} (lr {lr:.3g}); "
-                f"the last good checkpoint is kept at {checkpointer.path}"
-            )
-        loss.backward()
-        clip_grad_norm(params)
-        optimizer.step()
-        scheduler.step()
-        state.step += 1
-        state.rows += batch[2].shape[0]
-        state.seconds = time.monotonic() - started
-        if state.step % settings.log_every == 0 or state.step == total_steps:
-            state.log.append(
-                {
-                    "step": state.step,
-                    "rows": state.rows,
-                    "loss": loss.item(),
-                    "lr": lr,
-                    "seconds": round(state.seconds, 3),
-                }
-            )
-            log.info("step %d/%d loss %.5f lr %.3g", state.step, total_steps, loss.item(), lr)
-        if checkpointer.due() and state.step < total_steps and all_finite(params):
-            checkpointer.save(snapshot())
+    try:
+        for batch in batches(state.step):
+            if state.step >= total_steps:
+                break
+            lr = optimizer.param_groups[0]["lr"]
+            optimizer.zero_grad(set_to_none=True)
+            with autocast(device, settings.mixed_precision):
+                loss = logloss(forward(batch, state.step).float(), batch[2])
+            if not torch.isfinite(loss):
+                raise diverged(f"training loss is {loss.item()}")
+            objective = loss if touched is None else loss + settings.embedding_l2 * touched.squared_norm()
+            objective.backward()
+            clip_grad_norm(params)
+            optimizer.step()
+            if not plateau:
+                scheduler.step()
+            elif warmup is not None and state.step <= warmup_steps:
+                warmup.step()
+            state.step += 1
+            state.rows += batch[2].shape[0]
+            state.seconds = time.monotonic() - started
+            if state.step % settings.log_every == 0 or state.step == total_steps:
+                state.log.append(
+                    {
+                        "step": state.step,
+                        "rows": state.rows,
+                        "loss": loss.item(),
+                        "lr": lr,
+                        "seconds": round(state.seconds, 3),
+                    }
+                )
+                log.info("step %d/%d loss %.5f lr %.3g", state.step, total_steps, loss.item(), lr)
+            due = settings.eval_every and state.step % settings.eval_every == 0
+            if validate is not None and (due or state.step == total_steps) and run_validation():
+                state.stop_reason = "patience"
+                break
+            state.seconds = time.monotonic() - started
+            if checkpointer.due() and state.step < total_steps and all_finite(params):
+                checkpointer.save(snapshot())
+    finally:
+        if touched is not None:
+            touched.close()
+    if state.stop_reason is None:
+        state.stop_reason = "max_epochs" if plateau else "schedule_end"
+    if best_weights is not None:
+        model.load_state_dict(best_weights)
     return state
 
 

@@ -95,9 +95,11 @@ def test_a_diverging_subnet_gets_null_metrics_instead_of_failing(tmp_path):
                              checkpoint_minutes=1e-9, log_every=100, seed=1)  # fmt: skip
     arch = subnets("small", 2, 3, 1)[0]
     metrics = train_subnet(arch, tmp_path / "data", settings, tmp_path / "out", CPU)
-    assert metrics["diverged"] and metrics["test"]["logloss"] is None and "training loss is" in metrics["error"]
+    assert metrics["status"] == "diverged" and metrics["val"] is None and metrics["test"] is None
+    assert isinstance(metrics["diverged"]["step"], int) and metrics["diverged"]["reason"]
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["arch_hash"] == arch.hash()
-    assert (tmp_path / "out" / "arch.json").exists() and not (tmp_path / "out" / "resume.pt").exists()
+    assert (tmp_path / "out" / "arch.json").exists() and (tmp_path / "out" / "model.pt").exists()
+    assert not (tmp_path / "out" / "resume.pt").exists()
 
 
 N = 30

@@ -42,7 +42,8 @@ def resume_config() -> dict:
         "proxies": ["sigeo"],
         "proxy": {"probe_batch_size": 64},
         "search": {"init_population": 16, "sample_size": 4, "n_childs": 4, "n_generations": 3, "top_k": 1},
-        "final": {"batch_size": 32, "lr": 0.01, "eval_batch_size": 2048, "checkpoint_minutes": 0.005, "log_every": 10},
+        "final": {"batch_size": 32, "lr": 0.01, "eval_batch_size": 2048, "checkpoint_minutes": 0.005, "log_every": 10,
+                  "max_epochs": 2},
     }  # fmt: skip
 
 
@@ -117,5 +118,7 @@ def test_kill_and_resume_each_long_job(tmp_path):
     rerun(killed, FINAL)
     resumed_step(log)
     m_whole, m_killed = (json.loads((d / FINAL).read_text()) for d in (whole, killed))
-    for key in ("val", "test", "steps", "rows", "params", "flops_per_sample", "arch_hash"):
+    for key in ("val", "test", "steps", "rows", "params", "flops_per_sample", "arch_hash", "best", "stop_reason"):
         assert m_whole[key] == m_killed[key], key
+    a, b = (torch.load(d / Path(FINAL).with_name("model.pt"), weights_only=True) for d in (whole, killed))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

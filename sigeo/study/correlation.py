@@ -38,7 +38,6 @@ from ..report.plots import subplots
 from ..report.tables import markdown
 from ..space.choice import Path as Architecture
 from ..space.choice import get_space, sample_architecture
-from ..train import TrainingDiverged
 from .stats import (
     Reliability,
     claim_beats,
@@ -190,20 +189,12 @@ def train_subnet(
 ) -> dict:
     """Ground truth of one subnet: train it from scratch like a final candidate; ``arch.json`` next to it.
 
-    A subnet whose training diverges gets null metrics and ``diverged: true`` instead of failing the
-    job (the reference scored such runs 999.99); the study drops it from every correlation and counts it.
+    A subnet whose training diverges is reported so in ``metrics.json`` (null ``val`` and ``test``)
+    instead of failing the job (the reference scored such runs 999.99); the study drops it from every
+    correlation and counts it.
     """
-    out_dir = Path(out_dir)
-    write_json(out_dir / "arch.json", arch.to_dict())
-    try:
-        return train_final(arch, dataset_dir, settings, out_dir, device)
-    except TrainingDiverged as exc:
-        log.warning("subnet %s diverged: %s", arch.hash(), exc)
-        (out_dir / "resume.pt").unlink(missing_ok=True)
-        empty = {"logloss": None, "auc": None, "accuracy": None}
-        metrics = {"arch_hash": arch.hash(), "diverged": True, "error": str(exc), "val": empty, "test": empty}
-        write_json(out_dir / "metrics.json", metrics)
-        return metrics
+    write_json(Path(out_dir) / "arch.json", arch.to_dict())
+    return train_final(arch, dataset_dir, settings, out_dir, device)
 
 
 def score_subnets(

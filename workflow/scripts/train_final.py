@@ -1,4 +1,4 @@
-"""Rule train_final: train one exported architecture from scratch; val and test metrics."""
+"""Rule train_final: train one exported architecture from scratch; val and test metrics and its weights."""
 
 from pathlib import Path
 
