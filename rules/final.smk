@@ -1,14 +1,14 @@
 rule train_final:
     input:
-        arch="results/search/{dataset}/{space}/w{level}/{proxy}/top/{rank}.json",
+        arch="results/search/{dataset}/{space}/w{level}/{proxy}{repeat}/top/{rank}.json",
         meta="results/data/{dataset}/meta.json",
     output:
-        metrics="results/final/{dataset}/{space}/w{level}/{proxy}/{rank}/metrics.json",
-        train_log="results/final/{dataset}/{space}/w{level}/{proxy}/{rank}/train_log.csv",
+        metrics="results/final/{dataset}/{space}/w{level}/{proxy}{repeat}/{rank}/metrics.json",
+        train_log="results/final/{dataset}/{space}/w{level}/{proxy}{repeat}/{rank}/train_log.csv",
     log:
-        "logs/train_final/{dataset}/{space}/w{level}/{proxy}/{rank}.log",
+        "logs/train_final/{dataset}/{space}/w{level}/{proxy}{repeat}/{rank}.log",
     benchmark:
-        "benchmarks/train_final/{dataset}/{space}/w{level}/{proxy}/{rank}.tsv"
+        "benchmarks/train_final/{dataset}/{space}/w{level}/{proxy}{repeat}/{rank}.tsv"
     priority: 1
     conda:
         "../envs/cpu.yaml"
@@ -18,7 +18,7 @@ rule train_final:
         mem_mb=final_mem_mb,
         runtime=1440,
     params:
-        stage=stage_config("train_final"),
+        stage=repeat_stage("train_final"),
     script:
         "../workflow/scripts/train_final.py"
 
@@ -26,19 +26,19 @@ rule train_final:
 rule select_best:
     input:
         metrics=expand(
-            "results/final/{{dataset}}/{{space}}/w{{level}}/{{proxy}}/{rank}/metrics.json",
+            "results/final/{{dataset}}/{{space}}/w{{level}}/{{proxy}}{{repeat}}/{rank}/metrics.json",
             rank=RANKS,
         ),
         archs=expand(
-            "results/search/{{dataset}}/{{space}}/w{{level}}/{{proxy}}/top/{rank}.json",
+            "results/search/{{dataset}}/{{space}}/w{{level}}/{{proxy}}{{repeat}}/top/{rank}.json",
             rank=RANKS,
         ),
     output:
-        best="results/final/{dataset}/{space}/w{level}/{proxy}/best.json",
+        best="results/final/{dataset}/{space}/w{level}/{proxy}{repeat}/best.json",
     log:
-        "logs/select_best/{dataset}/{space}/w{level}/{proxy}.log",
+        "logs/select_best/{dataset}/{space}/w{level}/{proxy}{repeat}.log",
     benchmark:
-        "benchmarks/select_best/{dataset}/{space}/w{level}/{proxy}.tsv"
+        "benchmarks/select_best/{dataset}/{space}/w{level}/{proxy}{repeat}.tsv"
     priority: 1
     conda:
         "../envs/cpu.yaml"

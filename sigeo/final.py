@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from .data.store import Dataset
 from .io import read_json, write_json
@@ -63,17 +64,23 @@ def build_standalone(arch: Architecture, dataset: Dataset, seed: int) -> Standal
     return StandaloneNet(arch, dataset.num_dense, dataset.table_sizes)
 
 
-def train_final(
-    arch: Architecture,
+def train_model(
+    model: nn.Module,
     dataset_dir: str | os.PathLike,
     settings: FinalSettings,
     out_dir: str | os.PathLike,
     device: torch.device,
+    extra: dict | None = None,
 ) -> dict:
-    """Train ``arch`` from scratch; write ``metrics.json`` and ``train_log.csv`` into ``out_dir``."""
+    """Train any network mapping (dense, sparse ids) to logits with the final-training recipe.
+
+    Writes ``metrics.json`` (``extra`` first, then the run's figures), ``train_log.csv`` and the
+    trained ``state_dict()`` as ``model.pt`` into ``out_dir``, so searched architectures and baselines
+    are trained, measured and kept alike.
+    """
     out_dir = Path(out_dir)
     dataset = Dataset.open(dataset_dir)
-    model = build_standalone(arch, dataset, settings.seed).to(device)
+    model = model.to(device)
     train = dataset.split("train")
     if settings.max_train_rows:
         train = train.head(settings.max_train_rows)
@@ -93,7 +100,7 @@ def train_final(
     model.eval()
     forward = lambda batch: model(batch[0], batch[1])  # noqa: E731
     metrics = {
-        "arch_hash": arch.hash(),
+        **(extra or {}),
         "steps": state.step,
         "rows": state.rows,
         "wall_seconds": round(state.seconds, 3),
@@ -104,17 +111,40 @@ def train_final(
         "flops_per_sample": flops_per_sample(model, to_device(dataset.split("val").batch(0, 64), device), forward),
     }
     write_log(out_dir / "train_log.csv", state.log)
+    torch.save(model.state_dict(), out_dir / "model.pt")
     write_json(out_dir / "metrics.json", metrics)
     checkpointer.remove()
     return metrics
 
 
+def train_final(
+    arch: Architecture,
+    dataset_dir: str | os.PathLike,
+    settings: FinalSettings,
+    out_dir: str | os.PathLike,
+    device: torch.device,
+) -> dict:
+    """Train ``arch`` from scratch as a standalone network (see :func:`train_model`)."""
+    model = build_standalone(arch, Dataset.open(dataset_dir), settings.seed)
+    return train_model(model, dataset_dir, settings, out_dir, device, extra={"arch_hash": arch.hash()})
+
+
 def select_best(metric_paths: Sequence[str | os.PathLike], arch_paths: Sequence[str | os.PathLike]) -> dict:
-    """The candidate with the lowest validation log loss, with its test figures and architecture."""
-    candidates = []
+    """The candidate with the lowest validation log loss, with its test figures and architecture.
+
+    Diverged candidates (``"status": "diverged"``) are never selected; ``"diverged"`` counts them.
+    """
+    candidates, diverged = [], 0
     for rank, (m_path, a_path) in enumerate(zip(metric_paths, arch_paths, strict=True)):
         m = read_json(m_path)
-        candidates.append({"rank": rank, "metrics": m, "arch": read_json(a_path)})
+        if m.get("status") == "diverged":
+            diverged += 1
+            continue
+        candidates.append(
+            {"rank": rank, "metrics": m, "arch": read_json(a_path), "model": Path(m_path).with_name("model.pt")}
+        )
+    if not candidates:
+        raise ValueError(f"all {diverged} candidates diverged ({metric_paths[0]} ...); none can be selected")
     best = min(candidates, key=lambda c: c["metrics"]["val"]["logloss"])
     return {
         "selected_by": "val logloss",
@@ -125,5 +155,7 @@ def select_best(metric_paths: Sequence[str | os.PathLike], arch_paths: Sequence[
         "params_dense": best["metrics"]["params_dense"],
         "flops_per_sample": best["metrics"]["flops_per_sample"],
         "arch": best["arch"],
+        "model": str(best["model"]),
+        "diverged": diverged,
         "candidates": [{"rank": c["rank"], "val_logloss": c["metrics"]["val"]["logloss"]} for c in candidates],
     }
