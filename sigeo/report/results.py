@@ -262,12 +262,16 @@ CONFIDENCE = 0.95
 
 
 def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:
-    """The mean and its two-sided Student-t interval; the interval is NaN with fewer than two values."""
+    """The mean and its two-sided Student-t interval; the interval is NaN with fewer than two values and
+    the mean itself when every value is the same."""
     x = np.asarray(values, dtype=float)
     mean = float(x.mean()) if len(x) else math.nan
     if len(x) < 2:
         return mean, math.nan, math.nan
-    low, high = stats.t.interval(confidence, len(x) - 1, loc=mean, scale=stats.sem(x))
+    sem = float(stats.sem(x))
+    if sem == 0.0:  # identical values (e.g. every repeat selected the same network): no spread to widen by
+        return mean, mean, mean
+    low, high = stats.t.interval(confidence, len(x) - 1, loc=mean, scale=sem)
     return mean, float(low), float(high)
 
 
