@@ -26,7 +26,7 @@ LEVELS = {level_name(level): level for level in config["warmup_levels"]}
 PROXIES = config["proxies"]
 SEARCHES = search_plan(config)
 RANKS = range(config["search"]["top_k"])
-# Path segments of the search repeats (wildcard {repeat}): "" for the first, "/r1", "/r2", ... after.
+# Path segments of the search repeats (wildcard {repeat}): empty for the first, then a subfolder r1, r2, ...
 REPEATS = [repeat_segment(i) for i in range(config["search"]["repeats"])]
 BASELINES = baseline_names(config)
 STAGE_KEYS = {
@@ -86,6 +86,12 @@ def baseline_inputs(wildcards):
         space = wildcards.baseline.removeprefix("nasrec_")
         inputs["arch"] = str(published_architecture(fmt, space))
     return inputs
+
+
+def run_paths(pattern, runs):
+    """A path per search run (dataset, space, level, proxy, repeat index): ``pattern``'s fields {0}-{3}
+    are the first four, {4} the repeat's path segment."""
+    return [pattern.format(*run[:4], REPEATS[run[4]]) for run in runs]
 
 
 def warmup_mem_mb(wildcards):

@@ -21,13 +21,9 @@ SEARCH_RUN_BENCHMARKS = {
 BASELINE_RUNS = [(dataset, name) for dataset in DATASETS for name in BASELINES]
 
 
-def run_paths(pattern):
-    return [pattern.format(*run[:4], REPEATS[run[4]]) for run in SEARCH_RUNS]
-
-
 rule search_results:
     input:
-        **{name: run_paths(pattern) for name, pattern in SEARCH_RUN_FILES.items()},
+        **{name: run_paths(pattern, SEARCH_RUNS) for name, pattern in SEARCH_RUN_FILES.items()},
         baseline_metrics=[
             f"results/baselines/{d}/{name}/metrics.json" for d, name in BASELINE_RUNS
         ],
@@ -58,7 +54,7 @@ rule search_results:
     params:
         runs=SEARCH_RUNS,
         benchmarks={
-            name: run_paths(pattern) for name, pattern in SEARCH_RUN_BENCHMARKS.items()
+            name: run_paths(pattern, SEARCH_RUNS) for name, pattern in SEARCH_RUN_BENCHMARKS.items()
         },
         baselines=BASELINE_RUNS,
         baseline_benchmarks=[
