@@ -23,7 +23,10 @@ BASELINE_RUNS = [(dataset, name) for dataset in DATASETS for name in BASELINES]
 
 rule search_results:
     input:
-        **{name: run_paths(pattern, SEARCH_RUNS) for name, pattern in SEARCH_RUN_FILES.items()},
+        **{
+            name: run_paths(pattern, SEARCH_RUNS)
+            for name, pattern in SEARCH_RUN_FILES.items()
+        },
         baseline_metrics=[
             f"results/baselines/{d}/{name}/metrics.json" for d, name in BASELINE_RUNS
         ],
@@ -54,7 +57,8 @@ rule search_results:
     params:
         runs=SEARCH_RUNS,
         benchmarks={
-            name: run_paths(pattern, SEARCH_RUNS) for name, pattern in SEARCH_RUN_BENCHMARKS.items()
+            name: run_paths(pattern, SEARCH_RUNS)
+            for name, pattern in SEARCH_RUN_BENCHMARKS.items()
         },
         baselines=BASELINE_RUNS,
         baseline_benchmarks=[
