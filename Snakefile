@@ -20,6 +20,8 @@ wildcard_constraints:
     level="|".join(re.escape(name) for name in LEVELS),
     proxy="|".join(PROXIES),
     rank=r"\d+",
+    repeat=r"(/r[1-9]\d*)?",
+    baseline="|".join(BASELINES),
 
 
 include: "rules/data.smk"
@@ -28,6 +30,7 @@ include: "rules/supernet.smk"
 include: "rules/search.smk"
 include: "rules/final.smk"
 include: "rules/predict.smk"
+include: "rules/baselines.smk"
 include: "rules/correlation.smk"
 include: "rules/report.smk"
 

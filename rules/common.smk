@@ -1,9 +1,14 @@
 from dataclasses import asdict
 
 from sigeo.config import (
+    baseline_names,
     check_proxies,
     datasets,
     level_name,
+    published_architecture,
+    repeat_index,
+    repeat_seed,
+    repeat_segment,
     search_plan,
     validate_config,
 )
@@ -21,6 +26,9 @@ LEVELS = {level_name(level): level for level in config["warmup_levels"]}
 PROXIES = config["proxies"]
 SEARCHES = search_plan(config)
 RANKS = range(config["search"]["top_k"])
+# Path segments of the search repeats (wildcard {repeat}): empty for the first, then a subfolder r1, r2, ...
+REPEATS = [repeat_segment(i) for i in range(config["search"]["repeats"])]
+BASELINES = baseline_names(config)
 STAGE_KEYS = {
     "warmup": ("seed", "num_blocks", "warmup", "devices"),
     "search": ("seed", "num_blocks", "warmup", "proxy", "search", "devices"),
@@ -60,6 +68,32 @@ def stage_config(stage):
     return {key: config[key] for key in STAGE_KEYS[stage]}
 
 
+def repeat_stage(stage):
+    """Like stage_config, with the seed of the job's search repeat (its {repeat} wildcard)."""
+
+    def params(wildcards):
+        seed = repeat_seed(config["seed"], repeat_index(wildcards.repeat))
+        return {**stage_config(stage), "seed": seed}
+
+    return params
+
+
+def baseline_inputs(wildcards):
+    """A baseline's inputs: the prepared data set, and for a NASRecNet its published architecture."""
+    inputs = {"meta": f"results/data/{wildcards.dataset}/meta.json"}
+    if wildcards.baseline.startswith("nasrec_"):
+        fmt = DATASETS[wildcards.dataset].format
+        space = wildcards.baseline.removeprefix("nasrec_")
+        inputs["arch"] = str(published_architecture(fmt, space))
+    return inputs
+
+
+def run_paths(pattern, runs):
+    """A path per search run (dataset, space, level, proxy, repeat index): ``pattern``'s fields {0}-{3}
+    are the first four, {4} the repeat's path segment."""
+    return [pattern.format(*run[:4], REPEATS[run[4]]) for run in runs]
+
+
 def warmup_mem_mb(wildcards):
     """Memory of a warm-up job: supernet weights, gradients and Adagrad state, plus headroom."""
     return supernet_mem_mb(DATASETS[wildcards.dataset], wildcards.space, config)
@@ -87,16 +121,23 @@ def all_targets():
             level=LEVELS,
         ),
         *[
-            f"results/final/{dataset}/{space}/w{level}/{proxy}/best.json"
+            f"results/final/{dataset}/{space}/w{level}/{proxy}{repeat}/best.json"
             for dataset in DATASETS
             for space in SPACES
             for level, proxy in SEARCHES
+            for repeat in REPEATS
         ],
+        *expand(
+            "results/baselines/{dataset}/{baseline}/metrics.json",
+            dataset=DATASETS,
+            baseline=BASELINES,
+        ),
         *expand(
             "results/tables/correlation_{dataset}_{space}.csv",
             dataset=DATASETS,
             space=SPACES,
         ),
         "results/tables/search_results.csv",
+        "results/tables/search_summary.md",
         *expand("results/plots/{dataset}_logloss_vs_cost.png", dataset=DATASETS),
     ]

@@ -1,15 +1,15 @@
 rule train_final:
     input:
-        arch="results/search/{dataset}/{space}/w{level}/{proxy}/top/{rank}.json",
+        arch="results/search/{dataset}/{space}/w{level}/{proxy}{repeat}/top/{rank}.json",
         meta="results/data/{dataset}/meta.json",
     output:
-        metrics="results/final/{dataset}/{space}/w{level}/{proxy}/{rank}/metrics.json",
-        train_log="results/final/{dataset}/{space}/w{level}/{proxy}/{rank}/train_log.csv",
-        model="results/final/{dataset}/{space}/w{level}/{proxy}/{rank}/model.pt",
+        metrics="results/final/{dataset}/{space}/w{level}/{proxy}{repeat}/{rank}/metrics.json",
+        train_log="results/final/{dataset}/{space}/w{level}/{proxy}{repeat}/{rank}/train_log.csv",
+        model="results/final/{dataset}/{space}/w{level}/{proxy}{repeat}/{rank}/model.pt",
     log:
-        "logs/train_final/{dataset}/{space}/w{level}/{proxy}/{rank}.log",
+        "logs/train_final/{dataset}/{space}/w{level}/{proxy}{repeat}/{rank}.log",
     benchmark:
-        "benchmarks/train_final/{dataset}/{space}/w{level}/{proxy}/{rank}.tsv"
+        "benchmarks/train_final/{dataset}/{space}/w{level}/{proxy}{repeat}/{rank}.tsv"
     priority: 1
     conda:
         "../envs/cpu.yaml"
@@ -19,7 +19,7 @@ rule train_final:
         mem_mb=final_mem_mb,
         runtime=1440,
     params:
-        stage=stage_config("train_final"),
+        stage=repeat_stage("train_final"),
     script:
         "../workflow/scripts/train_final.py"
 
@@ -27,23 +27,23 @@ rule train_final:
 rule select_best:
     input:
         metrics=expand(
-            "results/final/{{dataset}}/{{space}}/w{{level}}/{{proxy}}/{rank}/metrics.json",
+            "results/final/{{dataset}}/{{space}}/w{{level}}/{{proxy}}{{repeat}}/{rank}/metrics.json",
             rank=RANKS,
         ),
         models=expand(
-            "results/final/{{dataset}}/{{space}}/w{{level}}/{{proxy}}/{rank}/model.pt",
+            "results/final/{{dataset}}/{{space}}/w{{level}}/{{proxy}}{{repeat}}/{rank}/model.pt",
             rank=RANKS,
         ),
         archs=expand(
-            "results/search/{{dataset}}/{{space}}/w{{level}}/{{proxy}}/top/{rank}.json",
+            "results/search/{{dataset}}/{{space}}/w{{level}}/{{proxy}}{{repeat}}/top/{rank}.json",
             rank=RANKS,
         ),
     output:
-        best="results/final/{dataset}/{space}/w{level}/{proxy}/best.json",
+        best="results/final/{dataset}/{space}/w{level}/{proxy}{repeat}/best.json",
     log:
-        "logs/select_best/{dataset}/{space}/w{level}/{proxy}.log",
+        "logs/select_best/{dataset}/{space}/w{level}/{proxy}{repeat}.log",
     benchmark:
-        "benchmarks/select_best/{dataset}/{space}/w{level}/{proxy}.tsv"
+        "benchmarks/select_best/{dataset}/{space}/w{level}/{proxy}{repeat}.tsv"
     priority: 1
     conda:
         "../envs/cpu.yaml"

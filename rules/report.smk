@@ -1,29 +1,36 @@
-# Every searched (dataset, space, level, proxy), and the files each row of search_results reads.
-# The benchmark files are read, not required: the jobs that write them are upstream of best.json,
-# and a deleted benchmark must not make Snakemake redo a warm-up (its cost is then left empty).
+# Every search repeat (dataset, space, level, proxy, repeat index), every baseline, and the files each
+# row of search_results reads. The benchmark files are read, not required: the jobs that write them
+# are upstream of best.json (or of the baseline's metrics), and a deleted benchmark must not make
+# Snakemake redo a warm-up (its cost is then left empty).
 SEARCH_RUNS = [
-    (dataset, space, level, proxy)
+    (dataset, space, level, proxy, repeat)
     for dataset in DATASETS
     for space in SPACES
     for level, proxy in SEARCHES
+    for repeat in range(len(REPEATS))
 ]
 SEARCH_RUN_FILES = {
-    "best": "results/final/{0}/{1}/w{2}/{3}/best.json",
+    "best": "results/final/{0}/{1}/w{2}/{3}{4}/best.json",
     "warmup_metrics": "results/supernet/{0}/{1}/w{2}/metrics.json",
     "meta": "results/data/{0}/meta.json",
 }
 SEARCH_RUN_BENCHMARKS = {
     "warmup_benchmark": "benchmarks/warmup/{0}/{1}/w{2}.tsv",
-    "search_benchmark": "benchmarks/search/{0}/{1}/w{2}/{3}.tsv",
+    "search_benchmark": "benchmarks/search/{0}/{1}/w{2}/{3}{4}.tsv",
 }
+BASELINE_RUNS = [(dataset, name) for dataset in DATASETS for name in BASELINES]
 
 
 rule search_results:
     input:
         **{
-            name: [pattern.format(*run) for run in SEARCH_RUNS]
+            name: run_paths(pattern, SEARCH_RUNS)
             for name, pattern in SEARCH_RUN_FILES.items()
         },
+        baseline_metrics=[
+            f"results/baselines/{d}/{name}/metrics.json" for d, name in BASELINE_RUNS
+        ],
+        baseline_meta=[f"results/data/{d}/meta.json" for d, _ in BASELINE_RUNS],
     output:
         table=report(
             "results/tables/search_results.csv",
@@ -32,6 +39,11 @@ rule search_results:
         ),
         table_md="results/tables/search_results.md",
         table_tex="results/tables/search_results.tex",
+        summary=report(
+            "results/tables/search_summary.md",
+            caption="../workflow/report/search_summary.rst",
+            category="Search results",
+        ),
     log:
         "logs/report/search_results.log",
     benchmark:
@@ -45,10 +57,15 @@ rule search_results:
     params:
         runs=SEARCH_RUNS,
         benchmarks={
-            name: [pattern.format(*run) for run in SEARCH_RUNS]
+            name: run_paths(pattern, SEARCH_RUNS)
             for name, pattern in SEARCH_RUN_BENCHMARKS.items()
         },
+        baselines=BASELINE_RUNS,
+        baseline_benchmarks=[
+            f"benchmarks/train_baseline/{d}/{name}.tsv" for d, name in BASELINE_RUNS
+        ],
         levels=LEVELS,
+        margin=config["search"]["claim_margin"],
     script:
         "../workflow/scripts/search_results.py"
 

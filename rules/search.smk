@@ -3,11 +3,11 @@ rule search:
         supernet="results/supernet/{dataset}/{space}/w{level}/supernet.pt",
         meta="results/data/{dataset}/meta.json",
     output:
-        records="results/search/{dataset}/{space}/w{level}/{proxy}/records.csv",
+        records="results/search/{dataset}/{space}/w{level}/{proxy}{repeat}/records.csv",
     log:
-        "logs/search/{dataset}/{space}/w{level}/{proxy}.log",
+        "logs/search/{dataset}/{space}/w{level}/{proxy}{repeat}.log",
     benchmark:
-        "benchmarks/search/{dataset}/{space}/w{level}/{proxy}.tsv"
+        "benchmarks/search/{dataset}/{space}/w{level}/{proxy}{repeat}.tsv"
     priority: 1
     conda:
         "../envs/cpu.yaml"
@@ -17,23 +17,23 @@ rule search:
         mem_mb=search_mem_mb,
         runtime=1440,
     params:
-        stage=stage_config("search"),
+        stage=repeat_stage("search"),
     script:
         "../workflow/scripts/search.py"
 
 
 rule export:
     input:
-        records="results/search/{dataset}/{space}/w{level}/{proxy}/records.csv",
+        records="results/search/{dataset}/{space}/w{level}/{proxy}{repeat}/records.csv",
     output:
         top=expand(
-            "results/search/{{dataset}}/{{space}}/w{{level}}/{{proxy}}/top/{rank}.json",
+            "results/search/{{dataset}}/{{space}}/w{{level}}/{{proxy}}{{repeat}}/top/{rank}.json",
             rank=RANKS,
         ),
     log:
-        "logs/export/{dataset}/{space}/w{level}/{proxy}.log",
+        "logs/export/{dataset}/{space}/w{level}/{proxy}{repeat}.log",
     benchmark:
-        "benchmarks/export/{dataset}/{space}/w{level}/{proxy}.tsv"
+        "benchmarks/export/{dataset}/{space}/w{level}/{proxy}{repeat}.tsv"
     priority: 1
     conda:
         "../envs/cpu.yaml"

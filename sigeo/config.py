@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "config" / "schema.yaml"
+#: The NASRecNet architectures the paper's authors published (REFERENCE §10), one per format and space.
+NASREC_DIR = ROOT / "config" / "nasrec"
 
 
 def validate_config(config: dict) -> dict:
@@ -264,6 +266,47 @@ def search_plan(config: dict) -> list[tuple[str, str]]:
                 raise ConfigError(f"config key {key}: search level {level} is not in warmup_levels {sorted(warmup)}")
             plan.append((level_name(level), proxy))
     return plan
+
+
+def repeat_segment(repeat: int) -> str:
+    """The path segment of a search repeat: none for the first, so a single search keeps its paths,
+    ``/r{repeat}`` after it (``results/search/.../sigeo/r1/records.csv``)."""
+    return f"/r{repeat}" if repeat else ""
+
+
+def repeat_index(segment: str) -> int:
+    """The inverse of :func:`repeat_segment`."""
+    return int(segment.removeprefix("/r")) if segment else 0
+
+
+def repeat_seed(seed: int, repeat: int) -> int:
+    """The seed of one repeat of a search and of its final trainings.
+
+    The first repeat keeps the run's ``seed``; repeat ``r`` > 0 takes a number drawn from numpy's
+    ``SeedSequence((seed, r))``, so repeats differ from each other and from every run's seed, and a
+    repeat's results depend only on the config.
+    """
+    if repeat == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence((seed, repeat)).generate_state(1)[0])
+
+
+def baseline_names(config: dict) -> list[str]:
+    """Baselines to train (``search.baselines``): ``logreg``, and ``nasrec_{space}`` per configured space."""
+    names = []
+    for name in config["search"]["baselines"]:
+        names += [f"nasrec_{space}" for space in config["spaces"]] if name == "nasrec" else [name]
+    return names
+
+
+def published_architecture(fmt: str, space: str) -> Path:
+    """The NASRecNet the paper published for a data set format (Criteo, Avazu, KDD: every format the
+    pipeline reads, so a data set the paper did not use gets the one of its format) and a space."""
+    from .space.choice import get_space
+
+    return NASREC_DIR / f"ea_{fmt}_kaggle_{get_space(space).reference_name}_best_1shot.json"
 
 
 def datasets(config: dict) -> dict[str, DatasetSpec]:

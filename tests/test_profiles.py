@@ -6,7 +6,7 @@ import pytest
 import yaml
 from conftest import ROOT, run_snakemake, write_config
 
-GPU_RULES = ("warmup", "search", "train_final", "train_subnet", "score_subnets")
+GPU_RULES = ("warmup", "search", "train_final", "train_baseline", "train_subnet", "score_subnets")
 
 
 @pytest.mark.parametrize(("profile", "applied"), [("local", "mem_mb=2000"), ("slurm", "slurm_partition=cpu")])

@@ -1,0 +1,23 @@
+rule train_baseline:
+    input:
+        unpack(baseline_inputs),
+    output:
+        metrics="results/baselines/{dataset}/{baseline}/metrics.json",
+        model="results/baselines/{dataset}/{baseline}/model.pt",
+        train_log="results/baselines/{dataset}/{baseline}/train_log.csv",
+    log:
+        "logs/train_baseline/{dataset}/{baseline}.log",
+    benchmark:
+        "benchmarks/train_baseline/{dataset}/{baseline}.tsv"
+    priority: 1
+    conda:
+        "../envs/cpu.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=final_mem_mb,
+        runtime=1440,
+    params:
+        stage=stage_config("train_final"),
+    script:
+        "../workflow/scripts/train_baseline.py"
