@@ -48,6 +48,7 @@ class TrainSettings:
     checkpoint_minutes: float = 5.0
     log_every: int = 50
     mixed_precision: bool = False
+    lr_min: float = LR_MIN  # where the cosine ends; a warm-up keeps learning to its last step with a floor
 
 
 def to_device(batch: tuple[np.ndarray, ...], device: torch.device) -> Batch:
@@ -61,12 +62,12 @@ def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
 
 
 def make_scheduler(
-    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, lr_min: float = LR_MIN
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    """Linear warm-up from 1e-8 to the peak over ``warmup_steps``, then cosine down to 1e-8 at ``total_steps``."""
+    """Linear warm-up from 1e-8 to the peak over ``warmup_steps``, then cosine down to ``lr_min`` at ``total_steps``."""
     peak = optimizer.param_groups[0]["lr"]
     cosine = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=max(1, total_steps - warmup_steps), eta_min=LR_MIN
+        optimizer, T_max=max(1, total_steps - warmup_steps), eta_min=lr_min
     )
     if warmup_steps <= 0:
         return cosine
@@ -152,15 +153,18 @@ def train_loop(
     checkpointer: Checkpointer,
     extra_state: Callable[[], dict] | None = None,
     restore_extra: Callable[[dict], None] | None = None,
+    after_step: Callable[[int], None] | None = None,
 ) -> LoopState:
     """Train for ``total_steps`` batches, resuming from ``checkpointer`` if it holds a checkpoint.
 
     ``forward(batch, step)`` returns logits; ``batches(first_step)`` yields batches from that step on
     (so a resumed run sees exactly the batches it would have seen). ``extra_state`` / ``restore_extra``
-    carry anything else the caller draws per step (the supernet's path sampler).
+    carry anything else the caller draws per step (the supernet's path sampler). ``after_step(step)``
+    runs after each step, before any checkpoint (the warm-up's periodic validation, whose records
+    then travel in ``extra_state``).
     """
     optimizer = make_optimizer(model, settings.lr)
-    scheduler = make_scheduler(optimizer, total_steps, int(total_steps * settings.warmup_fraction))
+    scheduler = make_scheduler(optimizer, total_steps, int(total_steps * settings.warmup_fraction), settings.lr_min)
     state = LoopState(step=0, rows=0, seconds=0.0, log=[])
     saved = checkpointer.load()
     if saved is not None:
@@ -214,6 +218,8 @@ def train_loop(
                 }
             )
             log.info("step %d/%d loss %.5f lr %.3g", state.step, total_steps, loss.item(), lr)
+        if after_step is not None:
+            after_step(state.step)
         if checkpointer.due() and state.step < total_steps and all_finite(params):
             checkpointer.save(snapshot())
     return state

@@ -1,0 +1,172 @@
+"""Warm-up: data budget and schedule, the validation panel, the learned flag, resume with a curve."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import log_loss
+
+import sigeo.warmup as warmup
+from sigeo.data.formats import get_format
+from sigeo.data.prepare import PrepareSettings, prepare
+from sigeo.data.store import Dataset
+from sigeo.data.synthetic import SyntheticSpec, generate
+from sigeo.space.choice import SMALL, sample_architecture
+from sigeo.train import LR_MIN, base_rate_logloss
+from sigeo.warmup import (
+    WarmupSettings,
+    build_supernet,
+    learned,
+    panel_metrics,
+    panel_paths,
+    stream_batches,
+    warm_up,
+    warmup_steps,
+)
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    fmt = get_format("criteo")
+    generate(fmt, SyntheticSpec(rows=12000, seed=5, max_vocab=20), root / "raw" / "train.txt")
+    prepare(fmt, root / "raw" / "train.txt", root / "data", PrepareSettings(seed=1, max_table_size=50))
+    return root / "data"
+
+
+def settings(**changes) -> WarmupSettings:
+    base = WarmupSettings(batch_size=256, lr=0.01, strategy="default", anypath_choice="binomial-0.5",
+                          use_layernorm=True, full_path_steps=0, weight_sharing="slice", eval_batch_size=1024,
+                          eval_rows=None, checkpoint_minutes=60, log_every=1, num_blocks=2, seed=3, epochs=2.0,
+                          lr_floor=0.1, full_path_min=0.0, panel_size=4, eval_every=0)  # fmt: skip
+    return replace(base, **changes)
+
+
+def test_a_level_is_a_fraction_of_the_data_budget():
+    # 9,600 rows in batches of 256 = 37 whole batches per pass
+    assert warmup_steps(1.0, 9600, 256, 1.0) == 37
+    assert warmup_steps(1.0, 9600, 256, 5.0) == 185
+    assert warmup_steps(0.1, 9600, 256, 5.0) == 18  # floor(0.1 * 5 * 37) = floor(18.5)
+    assert warmup_steps(0.0, 9600, 256, 5.0) == 0
+
+
+def test_the_stream_repeats_the_split_and_resumes_mid_epoch(tiny_data):
+    train = Dataset.open(tiny_data).split("train")
+    per_epoch = len(train) // 256
+    fresh = stream_batches(train, 256, 0)
+    first_pass = [next(fresh)[2] for _ in range(per_epoch)]
+    second_pass_start = next(fresh)[2]
+    np.testing.assert_array_equal(second_pass_start, first_pass[0])  # the second pass starts over
+    resumed = next(stream_batches(train, 256, per_epoch + 3))[2]  # step 3 of the second pass
+    np.testing.assert_array_equal(resumed, first_pass[3])
+
+
+def test_warmup_schedule_ends_at_the_floor_not_at_1e8(tiny_data, tmp_path):
+    """The logged learning rate of every step against the formula worked out by hand."""
+    s = settings(lr=0.02, lr_floor=0.25, epochs=1.0)
+    metrics = warm_up(tiny_data, "small", 1.0, s, tmp_path, CPU)
+    total = metrics["steps"]
+    assert total == 37  # one pass of 9,600 training rows... in batches of 256
+    warm = total // 10  # 3 steps of linear warm-up
+    low = 0.02 * 0.25
+    with open(tmp_path / "train_log.csv") as fh:
+        lrs = [float(row["lr"]) for row in csv.DictReader(fh)]
+    assert len(lrs) == total
+    assert lrs[0] == pytest.approx(LR_MIN)
+    assert lrs[2] == pytest.approx(LR_MIN + (0.02 - LR_MIN) * 2 / 3)
+    assert lrs[3] == pytest.approx(0.02)
+    # step 20: cosine 17 steps into 34, exactly halfway between the peak and the floor
+    assert lrs[20] == pytest.approx(low + (0.02 - low) * (1 + math.cos(math.pi * 17 / 34)) / 2)
+    assert lrs[20] == pytest.approx((0.02 + low) / 2)
+    assert lrs[36] == pytest.approx(low + (0.02 - low) * (1 + math.cos(math.pi * 33 / 34)) / 2)
+    assert min(lrs[3:]) > low
+
+
+def test_panel_is_seeded_and_drawn_as_search_candidates():
+    a, b = panel_paths(SMALL, 3, 5, seed=11), panel_paths(SMALL, 3, 5, seed=11)
+    assert [p.hash() for p in a] == [p.hash() for p in b]
+    assert [p.hash() for p in panel_paths(SMALL, 3, 5, seed=12)] != [p.hash() for p in a]
+    assert all(p.is_architecture() for p in a)
+    rng = np.random.default_rng([11, warmup.PANEL_STREAM])
+    assert a[0].hash() == sample_architecture(rng, SMALL, 3).hash()
+
+
+def test_planted_untrained_supernet_scores_the_base_rate_and_is_flagged(tiny_data):
+    """A supernet planted to predict the validation positive rate everywhere has learned nothing."""
+    data = Dataset.open(tiny_data)
+    val = data.split("val")
+    net = build_supernet(SMALL, data, settings())
+    rate = float(np.mean(val.label))
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.fill_(math.log(rate / (1 - rate)))
+    paths = panel_paths(SMALL, 2, 4, seed=3)
+    panel = panel_metrics(net, paths, val, 1024, CPU)
+    base = base_rate_logloss(rate)
+    assert panel["size"] == 4
+    assert panel["logloss"] == pytest.approx([base] * 4, rel=1e-9)
+    assert panel["auc_mean"] == pytest.approx(0.5)
+    assert not learned(panel["logloss_mean"], panel["logloss_mean"], base)
+
+
+def test_panel_metrics_match_an_independent_log_loss(tiny_data):
+    data = Dataset.open(tiny_data)
+    val = data.split("val")
+    net = build_supernet(SMALL, data, settings())
+    paths = panel_paths(SMALL, 2, 3, seed=3)
+    panel = panel_metrics(net, paths, val, 700, CPU)
+    dense, ids, label = (torch.from_numpy(a) for a in val.batch(0, len(val)))
+    with torch.no_grad():
+        oracle = [log_loss(label.numpy(), torch.sigmoid(net(dense, ids, p).double()).numpy()) for p in paths]
+    assert panel["logloss"] == pytest.approx(oracle, rel=1e-6)
+    assert panel["logloss_mean"] == pytest.approx(np.mean(oracle), rel=1e-6)
+
+
+def test_level_zero_is_flagged_and_a_trained_supernet_is_not(tiny_data, tmp_path):
+    s = settings()
+    untrained = warm_up(tiny_data, "small", 0.0, s, tmp_path / "w0", CPU)
+    trained = warm_up(tiny_data, "small", 1.0, s, tmp_path / "w1", CPU)
+    base = untrained["base_rate_logloss"]
+    assert base == pytest.approx(base_rate_logloss(json.loads((tiny_data / "meta.json").read_text())["positive_rate"]["val"]))
+    assert untrained["learned"] is False and untrained["steps"] == 0
+    assert untrained["val_panel"]["logloss_mean"] > base
+    assert trained["learned"] is True and trained["steps"] == 74
+    assert trained["val_panel"]["logloss_mean"] < base and trained["val_full_path"]["logloss"] < base
+    assert trained["panel_gap_to_base_rate"] == pytest.approx(base - trained["val_panel"]["logloss_mean"])
+    assert trained["full_path_gap_to_base_rate"] == pytest.approx(base - trained["val_full_path"]["logloss"])
+
+
+def test_interrupted_warmup_with_a_curve_resumes_to_the_same_supernet_and_curve(tiny_data, tmp_path, monkeypatch):
+    s = settings(eval_every=10, eval_rows=500, checkpoint_minutes=1e-9, epochs=1.0)
+    whole = warm_up(tiny_data, "small", 1.0, s, tmp_path / "whole", CPU)
+    assert [r["step"] for r in whole["val_curve"]] == [10, 20, 30, 37]
+
+    calls = {"n": 0}
+    real = warmup.panel_metrics
+
+    def crash_on_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # killed during the validation at step 30
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(warmup, "panel_metrics", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        warm_up(tiny_data, "small", 1.0, s, tmp_path / "killed", CPU)
+    monkeypatch.setattr(warmup, "panel_metrics", real)
+    saved = torch.load(tmp_path / "killed" / "resume.pt", weights_only=True)
+    assert saved["loop"]["step"] == 29
+    resumed = warm_up(tiny_data, "small", 1.0, s, tmp_path / "killed", CPU)
+    assert resumed["val_curve"] == whole["val_curve"]
+    a = torch.load(tmp_path / "whole" / "supernet.pt", weights_only=True)
+    b = torch.load(tmp_path / "killed" / "supernet.pt", weights_only=True)
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
