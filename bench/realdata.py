@@ -30,7 +30,9 @@ def recbole_file(name: str) -> Path:
     try:
         dist = metadata.distribution("recbole")
     except metadata.PackageNotFoundError as exc:
-        raise SystemExit("bench/realdata.py: needs RecBole's bundled data: pip install --no-deps recbole==1.2.1") from exc
+        raise SystemExit(
+            "bench/realdata.py: needs RecBole's bundled data: pip install --no-deps recbole==1.2.1"
+        ) from exc
     path = Path(dist.locate_file(f"recbole/dataset_example/ml-100k/{name}"))
     if not path.is_file():
         raise SystemExit(f"bench/realdata.py: {path} missing from the installed RecBole {dist.version}")

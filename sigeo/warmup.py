@@ -34,6 +34,7 @@ from .space.choice import SearchSpace, full_path, get_space, sample_architecture
 from .space.sampler import PathSampler
 from .space.supernet import SuperNet
 from .train import (
+    LR_MIN,
     Checkpointer,
     TrainSettings,
     base_rate_logloss,
@@ -186,7 +187,7 @@ def warm_up(
     )
     loop = TrainSettings(settings.lr, settings.batch_size, checkpoint_minutes=settings.checkpoint_minutes,
                          log_every=settings.log_every, mixed_precision=settings.mixed_precision,
-                         lr_min=settings.lr * settings.lr_floor)  # fmt: skip
+                         lr_min=settings.lr * settings.lr_floor or LR_MIN)  # fmt: skip
     checkpointer = Checkpointer(out_dir / "resume.pt", settings.checkpoint_minutes * 60)
     log.info("warm-up level %s: %d steps of %d rows (%s of %s epochs of %d rows) on %s", level, steps,
              settings.batch_size, level, settings.epochs, len(train), device_name(device))  # fmt: skip

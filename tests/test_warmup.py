@@ -6,6 +6,7 @@ import csv
 import json
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +18,8 @@ from sigeo.data.formats import get_format
 from sigeo.data.prepare import PrepareSettings, prepare
 from sigeo.data.store import Dataset
 from sigeo.data.synthetic import SyntheticSpec, generate
-from sigeo.space.choice import SMALL, sample_architecture
-from sigeo.train import LR_MIN, base_rate_logloss
+from sigeo.space.choice import SMALL, full_path, sample_architecture
+from sigeo.train import LR_MIN, Checkpointer, TrainSettings, base_rate_logloss, evaluate, to_device, train_loop
 from sigeo.warmup import (
     WarmupSettings,
     build_supernet,
@@ -72,22 +73,18 @@ def test_the_stream_repeats_the_split_and_resumes_mid_epoch(tiny_data):
 def test_warmup_schedule_ends_at_the_floor_not_at_1e8(tiny_data, tmp_path):
     """The logged learning rate of every step against the formula worked out by hand."""
     s = settings(lr=0.02, lr_floor=0.25, epochs=1.0)
-    metrics = warm_up(tiny_data, "small", 1.0, s, tmp_path, CPU)
-    total = metrics["steps"]
-    assert total == 37  # one pass of 9,600 training rows... in batches of 256
-    warm = total // 10  # 3 steps of linear warm-up
-    low = 0.02 * 0.25
+    metrics = warm_up(tiny_data, "small", 0.6, s, tmp_path, CPU)
+    assert metrics["steps"] == 22  # floor(0.6 * 1 epoch * 37 whole batches of 256)
+    low = 0.02 * 0.25  # 2 steps of linear warm-up (22 // 10), then 20 of cosine down to the floor
     with open(tmp_path / "train_log.csv") as fh:
         lrs = [float(row["lr"]) for row in csv.DictReader(fh)]
-    assert len(lrs) == total
+    assert len(lrs) == 22
     assert lrs[0] == pytest.approx(LR_MIN)
-    assert lrs[2] == pytest.approx(LR_MIN + (0.02 - LR_MIN) * 2 / 3)
-    assert lrs[3] == pytest.approx(0.02)
-    # step 20: cosine 17 steps into 34, exactly halfway between the peak and the floor
-    assert lrs[20] == pytest.approx(low + (0.02 - low) * (1 + math.cos(math.pi * 17 / 34)) / 2)
-    assert lrs[20] == pytest.approx((0.02 + low) / 2)
-    assert lrs[36] == pytest.approx(low + (0.02 - low) * (1 + math.cos(math.pi * 33 / 34)) / 2)
-    assert min(lrs[3:]) > low
+    assert lrs[1] == pytest.approx(LR_MIN + (0.02 - LR_MIN) / 2)
+    assert lrs[2] == pytest.approx(0.02)
+    assert lrs[12] == pytest.approx((0.02 + low) / 2)  # halfway through the cosine: cos(pi / 2) = 0
+    assert lrs[21] == pytest.approx(low + (0.02 - low) * (1 + math.cos(math.pi * 19 / 20)) / 2)
+    assert min(lrs[2:]) > low
 
 
 def test_panel_is_seeded_and_drawn_as_search_candidates():
@@ -130,24 +127,42 @@ def test_panel_metrics_match_an_independent_log_loss(tiny_data):
     assert panel["logloss_mean"] == pytest.approx(np.mean(oracle), rel=1e-6)
 
 
-def test_level_zero_is_flagged_and_a_trained_supernet_is_not(tiny_data, tmp_path):
-    s = settings()
-    untrained = warm_up(tiny_data, "small", 0.0, s, tmp_path / "w0", CPU)
-    trained = warm_up(tiny_data, "small", 1.0, s, tmp_path / "w1", CPU)
-    base = untrained["base_rate_logloss"]
-    assert base == pytest.approx(base_rate_logloss(json.loads((tiny_data / "meta.json").read_text())["positive_rate"]["val"]))
-    assert untrained["learned"] is False and untrained["steps"] == 0
-    assert untrained["val_panel"]["logloss_mean"] > base
-    assert trained["learned"] is True and trained["steps"] == 74
-    assert trained["val_panel"]["logloss_mean"] < base and trained["val_full_path"]["logloss"] < base
-    assert trained["panel_gap_to_base_rate"] == pytest.approx(base - trained["val_panel"]["logloss_mean"])
-    assert trained["full_path_gap_to_base_rate"] == pytest.approx(base - trained["val_full_path"]["logloss"])
+def test_level_zero_is_flagged_in_metrics_and_log(tiny_data, tmp_path, caplog):
+    caplog.set_level("INFO", logger="sigeo.warmup")
+    metrics = warm_up(tiny_data, "small", 0.0, settings(), tmp_path, CPU)
+    rate = json.loads((tiny_data / "meta.json").read_text())["positive_rate"]["val"]
+    base = base_rate_logloss(rate)
+    assert metrics["base_rate_logloss"] == pytest.approx(base)
+    assert metrics["learned"] is False and metrics["steps"] == 0
+    assert metrics["val_panel"]["size"] == 4
+    assert metrics["val_panel"]["logloss_mean"] > base
+    assert metrics["panel_gap_to_base_rate"] == pytest.approx(base - metrics["val_panel"]["logloss_mean"])
+    assert metrics["full_path_gap_to_base_rate"] == pytest.approx(base - metrics["val_full_path"]["logloss"])
+    assert "learned = false" in caplog.text
+
+
+def test_a_trained_supernet_clears_the_flag(tiny_data):
+    """Trained on its panel and full path in turn, the supernet beats the base rate on both."""
+    data = Dataset.open(tiny_data)
+    net = build_supernet(SMALL, data, settings())
+    paths = [*panel_paths(SMALL, 2, 2, seed=3), full_path(SMALL, 2)]
+    train = data.split("train")
+    train_loop(net, lambda b, step: net(b[0], b[1], paths[step % 3]),
+               lambda first: (to_device(b, CPU) for b in stream_batches(train, 256, first)), 90,
+               TrainSettings(0.02, 256, lr_min=0.002), CPU, Checkpointer(Path("unused"), math.inf))  # fmt: skip
+    val = data.split("val")
+    panel = panel_metrics(net, paths[:2], val, 1024, CPU)
+    full = evaluate(lambda b: net(b[0], b[1], paths[2]), val, 1024, CPU)
+    base = base_rate_logloss(float(np.mean(val.label)))
+    assert max(panel["logloss"]) < base - 0.005 and full["logloss"] < base - 0.005
+    assert learned(full["logloss"], panel["logloss_mean"], base)
+    assert not learned(full["logloss"], base, base) and not learned(base, panel["logloss_mean"], base)
 
 
 def test_interrupted_warmup_with_a_curve_resumes_to_the_same_supernet_and_curve(tiny_data, tmp_path, monkeypatch):
-    s = settings(eval_every=10, eval_rows=500, checkpoint_minutes=1e-9, epochs=1.0)
-    whole = warm_up(tiny_data, "small", 1.0, s, tmp_path / "whole", CPU)
-    assert [r["step"] for r in whole["val_curve"]] == [10, 20, 30, 37]
+    s = settings(eval_every=5, eval_rows=500, checkpoint_minutes=1e-9, epochs=1.0)
+    whole = warm_up(tiny_data, "small", 0.6, s, tmp_path / "whole", CPU)
+    assert [r["step"] for r in whole["val_curve"]] == [5, 10, 15, 20, 22]
 
     calls = {"n": 0}
     real = warmup.panel_metrics
@@ -155,16 +170,16 @@ def test_interrupted_warmup_with_a_curve_resumes_to_the_same_supernet_and_curve(
     def crash_on_third(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 3:
-            raise KeyboardInterrupt  # killed during the validation at step 30
+            raise KeyboardInterrupt  # killed during the validation at step 15
         return real(*args, **kwargs)
 
     monkeypatch.setattr(warmup, "panel_metrics", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
-        warm_up(tiny_data, "small", 1.0, s, tmp_path / "killed", CPU)
+        warm_up(tiny_data, "small", 0.6, s, tmp_path / "killed", CPU)
     monkeypatch.setattr(warmup, "panel_metrics", real)
     saved = torch.load(tmp_path / "killed" / "resume.pt", weights_only=True)
-    assert saved["loop"]["step"] == 29
-    resumed = warm_up(tiny_data, "small", 1.0, s, tmp_path / "killed", CPU)
+    assert saved["loop"]["step"] == 14
+    resumed = warm_up(tiny_data, "small", 0.6, s, tmp_path / "killed", CPU)
     assert resumed["val_curve"] == whole["val_curve"]
     a = torch.load(tmp_path / "whole" / "supernet.pt", weights_only=True)
     b = torch.load(tmp_path / "killed" / "supernet.pt", weights_only=True)
