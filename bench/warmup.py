@@ -12,7 +12,7 @@ the same split (claim: the full path closes at least half the base-rate-to-LR ga
 Intervals are 95 % paired bootstraps over validation rows; a claim PASSes only when its whole
 interval lies on the claimed side (sigeo.study.verdict).
 
-    python bench/warmup.py [--workdir /tmp/sigeo-bench-warmup] [--threads 2] [--skip-real]
+    python bench/warmup.py [--workdir /tmp/sigeo-bench-warmup] [--threads 2] [--skip-real] [--skip-demo]
 """
 
 from __future__ import annotations
@@ -164,6 +164,7 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-real", action="store_true", help="only the demo")
+    parser.add_argument("--skip-demo", action="store_true", help="only the real-format data set")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -171,7 +172,7 @@ def main() -> None:
     settings = WarmupSettings.from_config(config)
     space = config["spaces"][0]
     print(f"warm-up settings: {settings}")
-    verdicts = demo(args, config, settings, space)
+    verdicts = [] if args.skip_demo else demo(args, config, settings, space)
     if not args.skip_real:
         verdicts += real(args, config, settings, space)
     for verdict in verdicts:
