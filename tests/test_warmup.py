@@ -185,3 +185,14 @@ def test_interrupted_warmup_with_a_curve_resumes_to_the_same_supernet_and_curve(
     b = torch.load(tmp_path / "killed" / "supernet.pt", weights_only=True)
     for name in a:
         assert torch.equal(a[name], b[name]), name
+
+
+def test_full_path_floor_trains_the_full_path_at_any_step():
+    from sigeo.space.sampler import PathSampler
+
+    always = PathSampler(SMALL, 3, "default", "binomial-0.5", 0, seed=1, full_path_min=1.0)
+    assert all(always.sample(step) == full_path(SMALL, 3) for step in (0, 5, 10_000))
+    assert always.sample() != full_path(SMALL, 3)  # evaluation draws never mix
+    share = PathSampler(SMALL, 3, "default", "binomial-0.5", 0, seed=2, full_path_min=0.25)
+    hits = sum(share.sample(t) == full_path(SMALL, 3) for t in range(2000))
+    assert 0.22 < hits / 2000 < 0.28  # binomial sd 0.0097: a 3-sigma band
