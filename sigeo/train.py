@@ -70,6 +70,7 @@ class TrainSettings:
     patience: int = 2
     embedding_l2: float = 0.0
     divergence_logloss: float | None = None
+    lr_min: float = LR_MIN  # where the cosine ends; a warm-up keeps learning to its last step with a floor
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -87,12 +88,12 @@ def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
 
 
 def make_scheduler(
-    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, lr_min: float = LR_MIN
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    """Linear warm-up from 1e-8 to the peak over ``warmup_steps``, then cosine down to 1e-8 at ``total_steps``."""
+    """Linear warm-up from 1e-8 to the peak over ``warmup_steps``, then cosine down to ``lr_min`` at ``total_steps``."""
     peak = optimizer.param_groups[0]["lr"]
     cosine = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=max(1, total_steps - warmup_steps), eta_min=LR_MIN
+        optimizer, T_max=max(1, total_steps - warmup_steps), eta_min=lr_min
     )
     if warmup_steps <= 0:
         return cosine
@@ -226,12 +227,15 @@ def train_loop(
     restore_extra: Callable[[dict], None] | None = None,
     validate: Callable[[int], dict[str, float]] | None = None,
     steps_per_epoch: int | None = None,
+    after_step: Callable[[int], None] | None = None,
 ) -> LoopState:
     """Train for up to ``total_steps`` batches, resuming from ``checkpointer`` if it holds a checkpoint.
 
     ``forward(batch, step)`` returns logits; ``batches(first_step)`` yields batches from that step on
     (so a resumed run sees exactly the batches it would have seen). ``extra_state`` / ``restore_extra``
-    carry anything else the caller draws per step (the supernet's path sampler).
+    carry anything else the caller draws per step (the supernet's path sampler). ``after_step(step)``
+    runs after each step, before any checkpoint (the warm-up's periodic validation, whose records
+    then travel in ``extra_state``).
 
     ``validate(step)`` (optional) is called in eval mode under ``no_grad`` every
     ``settings.eval_every`` steps and after the last step; it returns metrics, with ``"logloss"``
@@ -255,7 +259,7 @@ def train_loop(
             optimizer, factor=settings.plateau_factor, patience=settings.plateau_patience, threshold=0.0
         )
     else:
-        scheduler = make_scheduler(optimizer, total_steps, int(total_steps * settings.warmup_fraction))
+        scheduler = make_scheduler(optimizer, total_steps, int(total_steps * settings.warmup_fraction), settings.lr_min)
         warmup, warmup_steps = None, 0
     state = LoopState(step=0, rows=0, seconds=0.0, log=[])
     best_weights: dict[str, torch.Tensor] | None = None
@@ -356,6 +360,8 @@ def train_loop(
             if validate is not None and (due or state.step == total_steps) and run_validation():
                 state.stop_reason = "patience"
                 break
+            if after_step is not None:
+                after_step(state.step)
             state.seconds = time.monotonic() - started
             if checkpointer.due() and state.step < total_steps and all_finite(params):
                 checkpointer.save(snapshot())

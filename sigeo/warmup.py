@@ -1,9 +1,18 @@
-"""Supernet warm-up at one warm-up level: train on the first floor(p * N_train) training rows.
+"""Supernet warm-up at one warm-up level, and the check that it learned something.
 
-Level 0 saves the initialised supernet (the reference cannot produce it: zero steps trip its
-schedule's assertion). ``val`` holds the metrics of random subnets of the warmed-up supernet, a
-fresh path per batch, as the reference evaluates it; ``val_full_path`` those of the full path,
-which is what short warm-ups mostly train (the full-path mixing of REFERENCE §3.1).
+A level is a fraction of the warm-up's *data budget*: ``epochs`` passes over the training split.
+Level p trains ``floor(p * epochs * floor(N_train / batch_size))`` steps on the stream that repeats
+the training split (whole batches, in stored order), so 10 % of 5 epochs is the first half of the
+training split seen once, and 100 % is all five passes. Level 0 saves the initialised supernet (the
+reference cannot produce it: zero steps trip its schedule's assertion).
+
+Validation measures what the searches use: a fixed panel of architectures drawn from the config's
+seed, as the searches draw candidates (``val_panel``), and the full path (``val_full_path``), each
+against the log loss of predicting validation's own positive rate (``base_rate_logloss``, the
+best constant). A supernet
+whose full path or panel is not better than that has not learned: ``learned`` is false and the log
+says so, so that no table reports proxies measured in an untrained supernet as if it were warmed
+up. ``val`` keeps the reference's measurement: a fresh random path per batch.
 """
 
 from __future__ import annotations
@@ -11,19 +20,35 @@ from __future__ import annotations
 import csv
 import logging
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from .data.store import Dataset
+from .data.store import Dataset, Split
 from .io import atomic_path, write_json
-from .space.choice import SearchSpace, full_path, get_space
+from .space.choice import Path as ArchPath
+from .space.choice import SearchSpace, full_path, get_space, sample_architecture
 from .space.sampler import PathSampler
 from .space.supernet import SuperNet
-from .train import Checkpointer, TrainSettings, device_name, evaluate, param_count, to_device, train_loop
+from .train import (
+    LR_MIN,
+    Checkpointer,
+    TrainSettings,
+    base_rate_logloss,
+    device_name,
+    evaluate,
+    param_count,
+    to_device,
+    train_loop,
+)
 
 log = logging.getLogger(__name__)
+
+#: stream of the config seed the validation panel is drawn from (apart from every other random choice)
+PANEL_STREAM = 16
 
 
 @dataclass(frozen=True)
@@ -42,6 +67,11 @@ class WarmupSettings:
     num_blocks: int
     seed: int
     mixed_precision: bool = False
+    epochs: float = 1.0
+    lr_floor: float = 0.0
+    full_path_min: float = 0.0
+    panel_size: int = 8
+    eval_every: int = 0
 
     @classmethod
     def from_config(cls, config: dict) -> WarmupSettings:
@@ -49,6 +79,7 @@ class WarmupSettings:
         return cls(
             **{k: w[k] for k in ("batch_size", "lr", "strategy", "anypath_choice", "use_layernorm", "full_path_steps")},
             **{k: w[k] for k in ("weight_sharing", "eval_batch_size", "eval_rows", "checkpoint_minutes", "log_every")},
+            **{k: w[k] for k in ("epochs", "lr_floor", "full_path_min", "panel_size", "eval_every")},
             num_blocks=config["num_blocks"],
             seed=config["seed"],
             mixed_precision=config["devices"]["mixed_precision"],
@@ -68,8 +99,63 @@ def build_supernet(space: SearchSpace, dataset: Dataset, settings: WarmupSetting
     )
 
 
-def warmup_rows(level: float, train_rows: int) -> int:
-    return math.floor(level * train_rows)
+def warmup_steps(level: float, train_rows: int, batch_size: int, epochs: float) -> int:
+    """Steps of warm-up level ``level``: that fraction of ``epochs`` passes of whole batches."""
+    return math.floor(level * epochs * (train_rows // batch_size))
+
+
+def stream_batches(split: Split, batch_size: int, first_step: int) -> Iterator[tuple[np.ndarray, ...]]:
+    """The batches of the stream that repeats ``split`` (whole batches, stored order) from ``first_step`` on."""
+    per_epoch = len(split) // batch_size
+    if per_epoch == 0:
+        raise ValueError(f"the training split has {len(split)} rows, fewer than one batch of {batch_size}")
+    epoch, offset = divmod(first_step, per_epoch)
+    while True:
+        yield from split.batches(batch_size, offset, drop_last=True)
+        epoch, offset = epoch + 1, 0
+
+
+def panel_paths(space: SearchSpace, num_blocks: int, size: int, seed: int) -> list[ArchPath]:
+    """The validation panel: ``size`` architectures drawn as the searches draw candidates, from ``seed``.
+
+    The same seed gives the same panel at every level, so levels are compared on the same subnets.
+    """
+    rng = np.random.default_rng([seed, PANEL_STREAM])
+    return [sample_architecture(rng, space, num_blocks) for _ in range(size)]
+
+
+@torch.no_grad()
+def panel_metrics(
+    net: SuperNet,
+    paths: Sequence[ArchPath],
+    split: Split,
+    batch_size: int,
+    device: torch.device,
+    max_rows: int | None = None,
+) -> dict:
+    """Validation log loss and AUC of each path inside ``net``, and their means over the panel."""
+    was_training = net.training
+    net.eval()
+    each = [
+        evaluate(lambda batch, path=path: net(batch[0], batch[1], path), split, batch_size, device, max_rows)
+        for path in paths
+    ]
+    net.train(was_training)
+    losses, aucs = [m["logloss"] for m in each], [m["auc"] for m in each]
+    return {
+        "logloss_mean": float(np.mean(losses)),
+        "auc_mean": float(np.mean(aucs)),
+        "logloss_median": float(np.median(losses)),
+        "logloss_max": float(np.max(losses)),
+        "size": len(paths),
+        "logloss": losses,
+        "auc": aucs,
+    }
+
+
+def learned(full_path_logloss: float, panel_logloss_mean: float, base: float) -> bool:
+    """Whether both the full path and the panel's mean beat the base rate's log loss on validation."""
+    return bool(full_path_logloss < base and panel_logloss_mean < base)
 
 
 def warm_up(
@@ -85,66 +171,107 @@ def warm_up(
     dataset = Dataset.open(dataset_dir)
     space = get_space(space_name)
     net = build_supernet(space, dataset, settings).to(device)
-    train = dataset.split("train")
-    rows = warmup_rows(level, len(train))
-    steps = rows // settings.batch_size
+    train, val = dataset.split("train"), dataset.split("val")
+    steps = warmup_steps(level, len(train), settings.batch_size, settings.epochs)
+    base = base_rate_logloss(dataset.meta["positive_rate"]["val"])
+    widest = full_path(space, settings.num_blocks)
+    panel = panel_paths(space, settings.num_blocks, settings.panel_size, settings.seed)
     sampler = PathSampler(
-        space, settings.num_blocks, settings.strategy, settings.anypath_choice, settings.full_path_steps, settings.seed
+        space,
+        settings.num_blocks,
+        settings.strategy,
+        settings.anypath_choice,
+        settings.full_path_steps,
+        settings.seed,
+        settings.full_path_min,
     )
     loop = TrainSettings(settings.lr, settings.batch_size, checkpoint_minutes=settings.checkpoint_minutes,
-                         log_every=settings.log_every, mixed_precision=settings.mixed_precision)  # fmt: skip
+                         log_every=settings.log_every, mixed_precision=settings.mixed_precision,
+                         lr_min=settings.lr * settings.lr_floor or LR_MIN)  # fmt: skip
     checkpointer = Checkpointer(out_dir / "resume.pt", settings.checkpoint_minutes * 60)
-    log.info("warm-up level %s: %d of %d training rows, %d steps of %d on %s", level, rows, len(train), steps,
-             settings.batch_size, device_name(device))  # fmt: skip
+    log.info("warm-up level %s: %d steps of %d rows (%s of %s epochs of %d rows) on %s", level, steps,
+             settings.batch_size, level, settings.epochs, len(train), device_name(device))  # fmt: skip
+
+    def validate() -> tuple[dict, dict]:
+        full = evaluate(
+            lambda batch: net(batch[0], batch[1], widest), val, settings.eval_batch_size, device, settings.eval_rows
+        )
+        return full, panel_metrics(net, panel, val, settings.eval_batch_size, device, settings.eval_rows)
+
+    curve: list[dict] = []
+
+    def after_step(step: int) -> None:
+        if settings.eval_every and (step % settings.eval_every == 0 or step == steps):
+            full, pan = validate()
+            curve.append({"step": step, "full_path_logloss": full["logloss"], "full_path_auc": full["auc"],
+                          "panel_logloss_mean": pan["logloss_mean"], "panel_auc_mean": pan["auc_mean"]})  # fmt: skip
+            log.info("step %d/%d validation: full path %.5f (AUC %.4f), panel mean %.5f (AUC %.4f), base rate %.5f",
+                     step, steps, full["logloss"], full["auc"], pan["logloss_mean"], pan["auc_mean"], base)  # fmt: skip
+
+    def restore(extra: dict) -> None:
+        sampler.restore(extra["sampler"])
+        curve[:] = extra["curve"]
+
     state = train_loop(
         net,
         lambda batch, step: net(batch[0], batch[1], sampler.sample(step)),
-        lambda first: (
-            to_device(b, device) for b in train.head(rows).batches(settings.batch_size, first, drop_last=True)
-        ),
+        lambda first: (to_device(b, device) for b in stream_batches(train, settings.batch_size, first)),
         steps,
         loop,
         device,
         checkpointer,
-        extra_state=lambda: {"sampler": sampler.state()},
-        restore_extra=lambda extra: sampler.restore(extra["sampler"]),
+        extra_state=lambda: {"sampler": sampler.state(), "curve": list(curve)},
+        restore_extra=restore,
+        after_step=after_step,
     )
     net.eval()
+    val_full, val_panel = validate()
     eval_sampler = PathSampler(
         space, settings.num_blocks, settings.strategy, settings.anypath_choice, 0, settings.seed + 1
     )
-    val = evaluate(
-        lambda batch: net(batch[0], batch[1], eval_sampler.sample()),
-        dataset.split("val"),
-        settings.eval_batch_size,
-        device,
+    val_random = evaluate(
+        lambda batch: net(batch[0], batch[1], eval_sampler.sample()), val, settings.eval_batch_size, device,
         settings.eval_rows,
-    )
-    widest = full_path(space, settings.num_blocks)
-    val_full = evaluate(
-        lambda batch: net(batch[0], batch[1], widest),
-        dataset.split("val"),
-        settings.eval_batch_size,
-        device,
-        settings.eval_rows,
-    )
+    )  # fmt: skip
+    ok = learned(val_full["logloss"], val_panel["logloss_mean"], base)
+    report_learning(level, state.step, ok, val_full, val_panel, base)
     with atomic_path(out_dir / "supernet.pt", ".pt") as tmp:
         torch.save(net.state_dict(), tmp)
     write_log(out_dir / "train_log.csv", state.log)
     metrics = {
         "level": level,
         "space": space.name,
+        "epochs": settings.epochs,
         "rows": state.rows,
         "steps": state.step,
         "wall_seconds": round(state.seconds, 3),
         "device": device_name(device),
-        "val": val,
+        "base_rate_logloss": base,
         "val_full_path": val_full,
+        "val_panel": val_panel,
+        "full_path_gap_to_base_rate": base - val_full["logloss"],
+        "panel_gap_to_base_rate": base - val_panel["logloss_mean"],
+        "learned": ok,
+        "val": val_random,
+        "val_curve": curve,
         **param_count(net),
     }
     write_json(out_dir / "metrics.json", metrics)
     checkpointer.remove()
     return metrics
+
+
+def report_learning(level: float, steps: int, ok: bool, full: dict, panel: dict, base: float) -> None:
+    """One log line with the verdict: a warning when a trained supernet did not beat the base rate."""
+    numbers = (f"full path {full['logloss']:.5f}, panel mean {panel['logloss_mean']:.5f} over {panel['size']} "
+               f"subnets, base rate {base:.5f}")  # fmt: skip
+    if ok:
+        log.info("warm-up level %s learned: %s", level, numbers)
+    elif steps == 0:
+        log.info("warm-up level %s is the untrained supernet (learned = false): %s", level, numbers)
+    else:
+        log.warning("warm-up level %s did NOT learn (%d steps): %s; proxies measured in it are measured in a "
+                    "supernet no better than the base rate", level, steps, numbers)  # fmt: skip
 
 
 def write_log(path: Path, rows: list[dict]) -> None:

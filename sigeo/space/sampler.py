@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .choice import Block, Path, SearchSpace, sample_macro, sample_micro
+from .choice import Block, Path, SearchSpace, full_path, sample_macro, sample_micro
 
 #: strategy -> (macro sampler, micro sampler)
 STRATEGIES = {
@@ -24,6 +24,9 @@ class PathSampler:
     Early in warm-up the full path replaces the sampled one with probability 1 - t/T at step t
     (0 < t < T), drawn once per step for the inputs and once per block for the operators, whose
     counter lags by one step (1 - (t-1)/T for 1 < t <= T), exactly as the reference counts.
+    With ``full_path_min`` > 0 every training step is, with that probability, the whole full path
+    (one extra draw per step): the full path keeps being trained after the reference's mixing has
+    ended, instead of drifting while only subnets are.
     """
 
     space: SearchSpace
@@ -32,17 +35,22 @@ class PathSampler:
     count_rule: str
     full_path_steps: int
     seed: int
+    full_path_min: float = 0.0
     rng: np.random.Generator = field(init=False)
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r}; expected one of {sorted(STRATEGIES)}")
+        if not 0.0 <= self.full_path_min <= 1.0:
+            raise ValueError(f"full_path_min must lie in [0, 1], got {self.full_path_min}")
         self.rng = np.random.default_rng(self.seed)
 
     def sample(self, step: int | None = None) -> Path:
         """The path of training step ``step``; without a step, a plain draw with no full-path mixing."""
         macro_mode, micro_mode = STRATEGIES[self.strategy]
         t, horizon = (step, self.full_path_steps) if step is not None else (0, 0)
+        if step is not None and self.full_path_min > 0 and self.rng.random() < self.full_path_min:
+            return full_path(self.space, self.num_blocks)
         full_macro = self.rng.random() < (1 - t / horizon if 0 < t < horizon else 0.0)
         blocks = []
         for b in range(self.num_blocks):
