@@ -42,6 +42,7 @@ class WarmupSettings:
     num_blocks: int
     seed: int
     mixed_precision: bool = False
+    space_widths: dict[str, list[int]] | None = None  # the config's space_widths (None: the paper's widths)
 
     @classmethod
     def from_config(cls, config: dict) -> WarmupSettings:
@@ -52,6 +53,7 @@ class WarmupSettings:
             num_blocks=config["num_blocks"],
             seed=config["seed"],
             mixed_precision=config["devices"]["mixed_precision"],
+            space_widths=config.get("space_widths"),
         )
 
 
@@ -83,7 +85,7 @@ def warm_up(
     """Warm up and write ``supernet.pt``, ``train_log.csv`` and ``metrics.json`` into ``out_dir``."""
     out_dir = Path(out_dir)
     dataset = Dataset.open(dataset_dir)
-    space = get_space(space_name)
+    space = get_space(space_name, settings.space_widths)
     net = build_supernet(space, dataset, settings).to(device)
     train = dataset.split("train")
     rows = warmup_rows(level, len(train))

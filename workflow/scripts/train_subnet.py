@@ -11,7 +11,11 @@ def main() -> None:
     config = snakemake.params.stage
     devices = DeviceSettings.from_config(config)
     arch = subnet(
-        snakemake.wildcards.space, config["num_blocks"], sampling_seed(config), int(snakemake.wildcards.subnet)
+        snakemake.wildcards.space,
+        config["num_blocks"],
+        sampling_seed(config),
+        int(snakemake.wildcards.subnet),
+        config["space_widths"],
     )
     with devices.job_device() as device:
         train_subnet(
