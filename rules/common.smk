@@ -22,8 +22,8 @@ PROXIES = config["proxies"]
 SEARCHES = search_plan(config)
 RANKS = range(config["search"]["top_k"])
 STAGE_KEYS = {
-    "warmup": ("seed", "num_blocks", "warmup", "devices"),
-    "search": ("seed", "num_blocks", "warmup", "proxy", "search", "devices"),
+    "warmup": ("seed", "num_blocks", "space_widths", "warmup", "devices"),
+    "search": ("seed", "num_blocks", "space_widths", "warmup", "proxy", "search", "devices"),
     "train_final": ("seed", "final", "devices"),
 }
 
