@@ -273,7 +273,7 @@ class Enough(Exception):
 
 
 def timed_ea(scorer: CandidateScorer, space_name: str, num_blocks: int, settings: SearchSettings, out: Path,
-             limit: int, workers: Workers | None) -> tuple[float, list[float]]:  # fmt: skip
+             limit: int, workers: Workers | None, widths: dict | None = None) -> tuple[float, list[float]]:  # fmt: skip
     """Run the SiGeo EA until ``limit`` candidates are scored; seconds in all and each score's finish time."""
     lock, stamps = threading.Lock(), []
     start = time.perf_counter()
@@ -291,7 +291,7 @@ def timed_ea(scorer: CandidateScorer, space_name: str, num_blocks: int, settings
     for stale in (out, out.with_name("records.partial.csv")):
         stale.unlink(missing_ok=True)
     with suppress(Enough):
-        run_search(limited, space_name, num_blocks, "sigeo", settings, RecordLog(out), workers)
+        run_search(limited, space_name, num_blocks, "sigeo", settings, RecordLog(out), workers, widths)
     return time.perf_counter() - start, [t for t in stamps if math.isfinite(t)]
 
 
@@ -327,7 +327,7 @@ def bench_ea(workdir: Path, n: int, threads: int) -> None:
         prepare(fmt, data_dir / "raw" / fmt.file_name, data_dir / "data",
                 PrepareSettings(seed=config["seed"], max_table_size=spec["max_table_size"]))  # fmt: skip
     dataset = Dataset.open(data_dir / "data")
-    space = get_space(config["spaces"][0])
+    space = get_space(config["spaces"][0], config.get("space_widths"))
     net = build_supernet(space, dataset, WarmupSettings.from_config(config))
     scorer = CandidateScorer(net, dataset, ["sigeo"], ProbeSettings.from_config(config),
                              ProbeData.from_config(config), torch.device("cpu"))  # fmt: skip
@@ -342,13 +342,13 @@ def bench_ea(workdir: Path, n: int, threads: int) -> None:
     print(f"  single-threaded float32 linear 512 x 1035 -> 1024: {speed_before:.0f} GFLOP/s", flush=True)
     # the previous way: one candidate at a time, on every thread (main set them)
     seconds, _ = timed_ea(scorer, space.name, config["num_blocks"], settings, workdir / "ea-baseline" / "records.csv",
-                          init, workers=None)  # fmt: skip
+                          init, workers=None, widths=config.get("space_widths"))  # fmt: skip
     baseline_s = seconds / init
     print(f"  baseline, 1 candidate at a time on {threads} threads: {baseline_s:.3f} s per candidate over the "
           f"initial population ({init})", flush=True)  # fmt: skip
     with scoring_workers(torch.device("cpu"), scorer.cost) as workers:
         seconds, stamps = timed_ea(scorer, space.name, config["num_blocks"], settings,
-                                   workdir / "ea" / "records.csv", n, workers)  # fmt: skip
+                                   workdir / "ea" / "records.csv", n, workers, config.get("space_widths"))  # fmt: skip
     if len(stamps) >= init:
         first = sorted(stamps)[init - 1] / init
         print(f"  {workers.count} workers x 1 thread: {first:.3f} s per candidate over the same population: "

@@ -9,10 +9,11 @@ CORRELATION_KEYS = {
 TRUTH_STAGE = {
     **stage_config("train_final"),
     "num_blocks": config["num_blocks"],
+    "space_widths": config["space_widths"],
     "correlation": {k: config["correlation"][k] for k in CORRELATION_KEYS["truth"]},
 }
 SCORE_STAGE = {
-    **{k: config[k] for k in ("seed", "num_blocks", "warmup", "proxy", "devices")},
+    **{k: config[k] for k in ("seed", "num_blocks", "space_widths", "warmup", "proxy", "devices")},
     "correlation": {k: config["correlation"][k] for k in CORRELATION_KEYS["score"]},
 }
 

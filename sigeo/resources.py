@@ -11,9 +11,11 @@ COPIES = 3  # weights, gradients, Adagrad state
 HEADROOM_MB = 1500
 
 
-def supernet_params(num_dense: int, num_sparse: int, space_name: str, num_blocks: int) -> int:
+def supernet_params(
+    num_dense: int, num_sparse: int, space_name: str, num_blocks: int, widths: dict[str, list[int]] | None = None
+) -> int:
     """Dense (non-embedding) parameters of a supernet, from the shapes of REFERENCE §2.6."""
-    space = get_space(space_name)
+    space = get_space(space_name, widths)
     w, r = space.max_dense, space.max_sparse
     p = dp_rows(w)
     total = 0
@@ -38,7 +40,9 @@ def _embedding_params(spec: DatasetSpec) -> int:
 def supernet_mem_mb(spec: DatasetSpec, space_name: str, config: dict, copies: int = COPIES) -> int:
     """Training needs ``COPIES`` of the supernet; a search only its weights (candidates own their copies)."""
     fmt = spec.raw_format
-    dense = supernet_params(len(fmt.dense_features), len(fmt.sparse_features), space_name, config["num_blocks"])
+    dense = supernet_params(
+        len(fmt.dense_features), len(fmt.sparse_features), space_name, config["num_blocks"], config.get("space_widths")
+    )
     return int((_embedding_params(spec) + dense) * BYTES * copies / 2**20) + HEADROOM_MB
 
 

@@ -286,6 +286,7 @@ def run_search(
     settings: SearchSettings,
     records: RecordLog,
     workers: Workers | None = None,
+    widths: dict[str, list[int]] | None = None,
 ) -> list[Record]:
     """Regularized evolution (REFERENCE §4.4) or random search; returns every evaluated candidate.
 
@@ -295,7 +296,7 @@ def run_search(
     """
     higher = get_proxy(criterion).higher_is_better
     rng = np.random.default_rng(settings.seed)
-    space = get_space(space_name)
+    space = get_space(space_name, widths)
     history: list[Record] = []
     progress = tqdm(total=settings.evaluations, desc=f"search {criterion}", mininterval=5.0)
     score_all = (workers or Workers(1)).map
@@ -428,7 +429,7 @@ def search(
 
     dataset = Dataset.open(dataset_dir)
     warm = WarmupSettings.from_config(config)
-    supernet = build_supernet(get_space(space_name), dataset, warm)
+    supernet = build_supernet(get_space(space_name, warm.space_widths), dataset, warm)
     supernet.load_state_dict(torch.load(supernet_path, map_location="cpu", weights_only=True, mmap=True))
     supernet.to(device)
     scorer = CandidateScorer(
@@ -441,7 +442,9 @@ def search(
     started = time.perf_counter()
     with scoring_workers(device, scorer.cost) as workers:
         log.info("scoring on %s with %d worker(s)", device, workers.count)
-        history = run_search(scorer.score, space_name, warm.num_blocks, proxy, settings, records, workers)
+        history = run_search(
+            scorer.score, space_name, warm.num_blocks, proxy, settings, records, workers, warm.space_widths
+        )
     records.finish()
     seconds = time.perf_counter() - started
     log.info("%d candidates (%d new) in %.1f s", len(history), len(history) - len(records.done), seconds)

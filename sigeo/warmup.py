@@ -72,6 +72,7 @@ class WarmupSettings:
     full_path_min: float = 0.0
     panel_size: int = 8
     eval_every: int = 0
+    space_widths: dict[str, list[int]] | None = None  # the config's space_widths (None: the paper's widths)
 
     @classmethod
     def from_config(cls, config: dict) -> WarmupSettings:
@@ -83,6 +84,7 @@ class WarmupSettings:
             num_blocks=config["num_blocks"],
             seed=config["seed"],
             mixed_precision=config["devices"]["mixed_precision"],
+            space_widths=config.get("space_widths"),
         )
 
 
@@ -169,7 +171,7 @@ def warm_up(
     """Warm up and write ``supernet.pt``, ``train_log.csv`` and ``metrics.json`` into ``out_dir``."""
     out_dir = Path(out_dir)
     dataset = Dataset.open(dataset_dir)
-    space = get_space(space_name)
+    space = get_space(space_name, settings.space_widths)
     net = build_supernet(space, dataset, settings).to(device)
     train, val = dataset.split("train"), dataset.split("val")
     steps = warmup_steps(level, len(train), settings.batch_size, settings.epochs)

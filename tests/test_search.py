@@ -31,7 +31,7 @@ from sigeo.search import (
     run_search,
     search,
 )
-from sigeo.space.choice import SMALL, sample_architecture
+from sigeo.space.choice import SMALL, get_space, sample_architecture
 from sigeo.space.choice import Path as Arch
 from sigeo.space.supernet import SuperNet
 from sigeo.warmup import WarmupSettings, build_supernet
@@ -159,7 +159,8 @@ def run_rule(tiny_dataset: Path, config: dict, out: Path, proxy: str = "sigeo") 
 
     checkpoint = out.parents[1] / "supernet.pt"
     if not checkpoint.exists():
-        net = build_supernet(SMALL, Dataset.open(tiny_dataset), WarmupSettings.from_config(config))
+        warm = WarmupSettings.from_config(config)
+        net = build_supernet(get_space("small", warm.space_widths), Dataset.open(tiny_dataset), warm)
         torch.save(net.state_dict(), checkpoint)
     search(checkpoint, tiny_dataset, "small", proxy, config, out, CPU)
     return out.read_bytes()

@@ -308,3 +308,32 @@ def test_pairwise_dots_and_their_gradient_match_plain_loops():
     np.testing.assert_allclose(out.detach().numpy(), expected, rtol=1e-14)
     np.testing.assert_allclose(x.grad.numpy(), expected_grad, rtol=1e-12, atol=1e-14)
     assert torch.autograd.gradcheck(pairwise_dots, (torch.tensor(t, requires_grad=True),))
+
+
+def test_reduced_widths_reach_sampling_mutation_json_and_the_supernet():
+    space = get_space("small", {"dense": [64, 16], "sparse": [16]})
+    assert (space.dense_dims, space.sparse_dims, space.max_dense, space.max_sparse) == ((16, 64), (16,), 64, 16)
+    assert get_space("autoctr") is SMALL and SMALL.paper_widths and not space.paper_widths
+    rng = np.random.default_rng(5)
+    archs = [sample_architecture(rng, space, 3) for _ in range(30)]
+    archs += [mutate(rng, a) for a in archs]
+    assert {b.dense_dim for a in archs for b in a.blocks} == {16, 64}
+    assert {b.sparse_dim for a in archs for b in a.blocks} == {16}
+    data = json.loads(archs[0].to_json())
+    assert data["space_widths"] == {"dense": [16, 64], "sparse": [16]}
+    assert Arch.from_dict(data) == archs[0]
+    assert "space_widths" not in json.loads(sample_architecture(rng, SMALL, 3).to_json())
+    net = SuperNet(space, 13, [7] * 26, num_blocks=3)
+    assert net.head.weight.shape == (1, 64 + (16 + 8) * 16)
+    torch.manual_seed(0)
+    dense, ids = torch.rand(4, 13), torch.randint(0, 7, (4, 26))
+    assert torch.isfinite(net(dense, ids, archs[0])).all()
+    with pytest.raises(ValueError, match="supernet is 3"):
+        net(dense, ids, sample_architecture(rng, SMALL, 3))  # a paper-width path is not of this space
+
+
+def test_bad_space_widths_are_named():
+    with pytest.raises(ValueError, match="space_widths: needs exactly the keys dense and sparse"):
+        get_space("small", {"dense": [16]})
+    with pytest.raises(ValueError, match=r"space_widths\.sparse: needs distinct positive widths"):
+        get_space("small", {"dense": [16], "sparse": []})

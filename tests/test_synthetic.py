@@ -1,4 +1,4 @@
-"""The synthetic generator: raw format, teacher log loss recomputed from the written files."""
+"""The synthetic generator: raw format, teacher probabilities and log loss recomputed from the written files."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ from sigeo.data.prepare import PrepareSettings, prepare
 from sigeo.data.synthetic import SyntheticSpec, Teacher, generate
 
 
-def teacher_logloss_from_files(fmt_name: str, folder) -> tuple[float, float, int]:
-    """Re-read the raw file with pandas, look tokens up in the teacher's vocabularies, score."""
+def teacher_logloss_from_files(fmt_name: str, folder) -> tuple[float, float, int, np.ndarray]:
+    """Re-read the raw file with pandas, look tokens up in the teacher's vocabularies, score.
+
+    Returns the teacher's mean log loss, the positive rate, the row count and every row's probability.
+    """
     fmt = get_format(fmt_name)
     teacher = Teacher.load(folder / "teacher.npz")
     raw = pd.read_csv(
@@ -43,7 +46,7 @@ def teacher_logloss_from_files(fmt_name: str, folder) -> tuple[float, float, int
     label = (raw[fmt.label_column].astype(int) > 0).to_numpy()
     p = expit(teacher.logit(x, tokens))
     loss = -np.mean(label * np.log(p) + (1 - label) * np.log1p(-p))
-    return float(loss), float(label.mean()), len(raw)
+    return float(loss), float(label.mean()), len(raw), p
 
 
 @pytest.mark.parametrize("fmt_name", ["criteo", "avazu", "kdd"])
@@ -59,8 +62,9 @@ def test_bayes_logloss_matches_recomputation(tmp_path, fmt_name):
         profile_path=folder / "userid_profile.txt" if fmt_name == "kdd" else None,
         teacher_prob_path=folder / "teacher_prob.npy",
     )
-    loss, rate, rows = teacher_logloss_from_files(fmt_name, folder)
+    loss, rate, rows, p = teacher_logloss_from_files(fmt_name, folder)
     assert rows == 6000 == sum(meta["rows"].values())
+    np.testing.assert_allclose(np.load(folder / "teacher_prob.npy"), p, rtol=1e-5)  # float32 on disk
     assert meta["bad_rows"] == 0
     recorded = sum(meta["bayes_logloss"][s] * meta["rows"][s] for s in meta["rows"]) / rows
     assert recorded == pytest.approx(loss, rel=1e-5)
@@ -87,3 +91,34 @@ def test_generation_is_seeded(tmp_path):
         generate(fmt, SyntheticSpec(rows=500, seed=seed, max_vocab=50), tmp_path / name / "train.txt")
     a, b, c = ((tmp_path / n / "train.txt").read_bytes() for n in "abc")
     assert a == b and a != c
+
+
+def test_signal_lives_in_few_small_informative_fields(tmp_path):
+    spec = SyntheticSpec(rows=20_000, seed=2, max_vocab=200, informative_fields=4, informative_vocab=12)
+    folder = generate(get_format("criteo"), spec, tmp_path / "train.txt")
+    teacher = Teacher.load(folder / "teacher.npz")
+    informative = [f for f in range(26) if np.any(teacher.emb[f]) or np.any(teacher.bias[f])]
+    assert len(informative) == 4
+    assert all(len(teacher.vocab[f]) == 12 for f in informative)
+    sizes = get_format("criteo").paper_table_sizes
+    assert all(len(teacher.vocab[f]) == min(200, sizes[f] - 1) for f in range(26) if f not in informative)
+    assert sorted({int(f) for pair in teacher.pairs for f in pair}) == informative and len(teacher.pairs) == 6
+    assert set(teacher.cross[:, 1]) <= set(informative) and len(teacher.cross) == 4
+    # the dense part reads what the parser gives a model: a missing count is a count of 0
+    x = np.array([[np.nan] * 13, [0.0] * 13])
+    tokens = np.full((2, 26), -1)
+    assert teacher.logit(x, tokens)[0] == teacher.logit(x, tokens)[1]
+    # calibrated: the generated labels' rate is the requested one, and the teacher beats the base rate
+    prob = np.load(folder / "teacher_prob.npy").astype(np.float64)
+    assert prob.mean() == pytest.approx(0.25, abs=0.01)
+    labels = pd.read_csv(folder / "train.txt", sep="\t", header=None, usecols=[0])[0].to_numpy()
+    bayes = -np.mean(labels * np.log(prob) + (1 - labels) * np.log1p(-prob))
+    rate = labels.mean()
+    assert bayes < -(rate * np.log(rate) + (1 - rate) * np.log(1 - rate)) - 0.08
+
+
+def test_bad_synthetic_spec_is_named():
+    with pytest.raises(ValueError, match="informative_vocab must be in"):
+        SyntheticSpec(rows=10, seed=0, max_vocab=10, informative_vocab=20)
+    with pytest.raises(ValueError, match="informative_fields must be >= 2"):
+        SyntheticSpec(rows=10, seed=0, informative_fields=1)

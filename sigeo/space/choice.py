@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path as FilePath
 from typing import Any
@@ -35,6 +36,19 @@ class SearchSpace:
     dense_dims: tuple[int, ...] = DENSE_DIMS
     sparse_dims: tuple[int, ...] = SPARSE_DIMS
 
+    def with_widths(self, dense: Sequence[int], sparse: Sequence[int]) -> SearchSpace:
+        """The same operators with other width choices (a smaller space trains and searches faster)."""
+        for kind, dims in (("dense", dense), ("sparse", sparse)):
+            if not dims or any(int(d) < 1 for d in dims) or len(set(dims)) != len(dims):
+                raise ValueError(f"space_widths.{kind}: needs distinct positive widths, got {list(dims)}")
+        return replace(
+            self, dense_dims=tuple(sorted(int(d) for d in dense)), sparse_dims=tuple(sorted(int(d) for d in sparse))
+        )
+
+    @property
+    def paper_widths(self) -> bool:
+        return self.dense_dims == DENSE_DIMS and self.sparse_dims == SPARSE_DIMS
+
     @property
     def max_dense(self) -> int:
         return max(self.dense_dims)
@@ -50,12 +64,20 @@ SPACES = {SMALL.name: SMALL, FULL.name: FULL}
 _BY_REFERENCE_NAME = {s.reference_name: s for s in SPACES.values()}
 
 
-def get_space(name: str) -> SearchSpace:
-    """A space by our name (small/full) or the reference's (autoctr/xlarge)."""
+def get_space(name: str, widths: Mapping[str, Sequence[int]] | None = None) -> SearchSpace:
+    """A space by our name (small/full) or the reference's (autoctr/xlarge).
+
+    ``widths`` is the config's ``space_widths`` (``{"dense": [...], "sparse": [...]}``); None keeps
+    the paper's width choices.
+    """
     space = SPACES.get(name) or _BY_REFERENCE_NAME.get(name)
     if space is None:
         raise ValueError(f"unknown search space {name!r}; expected one of {sorted(SPACES)}")
-    return space
+    if widths is None:
+        return space
+    if set(widths) != {"dense", "sparse"}:
+        raise ValueError(f"space_widths: needs exactly the keys dense and sparse, got {sorted(widths)}")
+    return space.with_widths(widths["dense"], widths["sparse"])
 
 
 @dataclass(frozen=True)
@@ -165,12 +187,14 @@ class Path:
             "use_layernorm": 1,
             "config": self.space.reference_name,
         }
+        if not self.space.paper_widths:  # a reduced space names its widths; the reference's files never do
+            out["space_widths"] = {"dense": list(self.space.dense_dims), "sparse": list(self.space.sparse_dims)}
         out["test_loss"] = score
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Path:
-        space = get_space(data["config"])
+        space = get_space(data["config"], data.get("space_widths"))
         if len(data["micro"]) != len(data["macro"]) or len(data["micro"]) != data.get("num_blocks", len(data["micro"])):
             raise ValueError("micro, macro and num_blocks disagree")
         blocks = tuple(

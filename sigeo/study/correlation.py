@@ -171,13 +171,20 @@ def ordered_proxies(names: Sequence[str]) -> list[str]:
 
 
 # --- the subnets -----------------------------------------------------------------------------------
-def subnet(space_name: str, num_blocks: int, seed: int, index: int) -> Architecture:
-    """Subnet ``index`` of the study: a search candidate drawn from the generator seeded by (seed, index)."""
-    return sample_architecture(np.random.default_rng([seed, index]), get_space(space_name), num_blocks)
+def subnet(
+    space_name: str, num_blocks: int, seed: int, index: int, widths: dict[str, list[int]] | None = None
+) -> Architecture:
+    """Subnet ``index`` of the study: a search candidate drawn from the generator seeded by (seed, index).
+
+    ``widths``: the config's ``space_widths`` (None: the paper's widths).
+    """
+    return sample_architecture(np.random.default_rng([seed, index]), get_space(space_name, widths), num_blocks)
 
 
-def subnets(space_name: str, num_blocks: int, seed: int, count: int) -> list[Architecture]:
-    return [subnet(space_name, num_blocks, seed, i) for i in range(count)]
+def subnets(
+    space_name: str, num_blocks: int, seed: int, count: int, widths: dict[str, list[int]] | None = None
+) -> list[Architecture]:
+    return [subnet(space_name, num_blocks, seed, i, widths) for i in range(count)]
 
 
 def train_subnet(
@@ -212,7 +219,8 @@ def score_subnets(
     from ..warmup import WarmupSettings, build_supernet
 
     dataset = Dataset.open(dataset_dir)
-    supernet = build_supernet(get_space(space_name), dataset, WarmupSettings.from_config(config))
+    warm = WarmupSettings.from_config(config)
+    supernet = build_supernet(get_space(space_name, warm.space_widths), dataset, warm)
     supernet.load_state_dict(torch.load(supernet_path, map_location="cpu", weights_only=True))
     supernet.to(device)
     scorer = CandidateScorer(

@@ -11,7 +11,13 @@ def main() -> None:
     config = snakemake.params.stage
     devices = DeviceSettings.from_config(config)
     space = snakemake.wildcards.space
-    archs = subnets(space, config["num_blocks"], sampling_seed(config), config["correlation"]["num_subnets"])
+    archs = subnets(
+        space,
+        config["num_blocks"],
+        sampling_seed(config),
+        config["correlation"]["num_subnets"],
+        config["space_widths"],
+    )
     with devices.job_device() as device:
         score_subnets(
             snakemake.input.supernet,

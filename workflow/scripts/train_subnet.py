@@ -11,7 +11,9 @@ from sigeo.study.correlation import sampling_seed, subnet, train_subnet, truth_s
 def main() -> None:
     config, wildcards = snakemake.params.stage, snakemake.wildcards
     devices = DeviceSettings.from_config(config)
-    arch = subnet(wildcards.space, config["num_blocks"], sampling_seed(config), int(wildcards.subnet))
+    arch = subnet(
+        wildcards.space, config["num_blocks"], sampling_seed(config), int(wildcards.subnet), config["space_widths"]
+    )
     with devices.job_device() as device:
         train_subnet(
             arch,
