@@ -31,7 +31,15 @@ REPEATS = [repeat_segment(i) for i in range(config["search"]["repeats"])]
 BASELINES = baseline_names(config)
 STAGE_KEYS = {
     "warmup": ("seed", "num_blocks", "space_widths", "warmup", "devices"),
-    "search": ("seed", "num_blocks", "space_widths", "warmup", "proxy", "search", "devices"),
+    "search": (
+        "seed",
+        "num_blocks",
+        "space_widths",
+        "warmup",
+        "proxy",
+        "search",
+        "devices",
+    ),
     "train_final": ("seed", "final", "devices"),
 }
 

@@ -13,7 +13,10 @@ TRUTH_STAGE = {
     "correlation": {k: config["correlation"][k] for k in CORRELATION_KEYS["truth"]},
 }
 SCORE_STAGE = {
-    **{k: config[k] for k in ("seed", "num_blocks", "space_widths", "warmup", "proxy", "devices")},
+    **{
+        k: config[k]
+        for k in ("seed", "num_blocks", "space_widths", "warmup", "proxy", "devices")
+    },
     "correlation": {k: config["correlation"][k] for k in CORRELATION_KEYS["score"]},
 }
 

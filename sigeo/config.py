@@ -301,11 +301,19 @@ def baseline_names(config: dict) -> list[str]:
     return names
 
 
+PUBLISHED_FORMATS = ("criteo", "avazu", "kdd")
+
+
 def published_architecture(fmt: str, space: str) -> Path:
-    """The NASRecNet the paper published for a data set format (Criteo, Avazu, KDD: every format the
-    pipeline reads, so a data set the paper did not use gets the one of its format) and a space."""
+    """The NASRecNet the paper published for a data set format and a space.
+
+    The paper searched Criteo, Avazu and KDD; a data set of one of those formats gets the architecture
+    of its format. Any other format (``tabular``) gets Criteo's: the paper's main benchmark, and an
+    architecture builds on any number of dense and categorical fields.
+    """
     from .space.choice import get_space
 
+    fmt = fmt if fmt in PUBLISHED_FORMATS else "criteo"
     return NASREC_DIR / f"ea_{fmt}_kaggle_{get_space(space).reference_name}_best_1shot.json"
 
 

@@ -8,11 +8,11 @@ reference cannot produce it: zero steps trip its schedule's assertion).
 
 Validation measures what the searches use: a fixed panel of architectures drawn from the config's
 seed, as the searches draw candidates (``val_panel``), and the full path (``val_full_path``), each
-against the log loss of predicting validation's own positive rate (``base_rate_logloss``, the
-best constant). A supernet
-whose full path or panel is not better than that has not learned: ``learned`` is false and the log
-says so, so that no table reports proxies measured in an untrained supernet as if it were warmed
-up. ``val`` keeps the reference's measurement: a fresh random path per batch.
+against the log loss of predicting validation's own positive rate (``base_rate_logloss``, the best
+constant). A supernet whose full path or panel does not beat that by ``LEARNED_MARGIN`` has not
+learned: ``learned`` is false and the log says so, so that no table reports proxies measured in an
+untrained supernet as if it were warmed up. ``val`` keeps the reference's measurement: a fresh
+random path per batch.
 """
 
 from __future__ import annotations
@@ -155,9 +155,18 @@ def panel_metrics(
     }
 
 
+LEARNED_MARGIN = 1e-3
+
+
 def learned(full_path_logloss: float, panel_logloss_mean: float, base: float) -> bool:
-    """Whether both the full path and the panel's mean beat the base rate's log loss on validation."""
-    return bool(full_path_logloss < base and panel_logloss_mean < base)
+    """Whether both the full path and the panel's mean beat the base rate's log loss on validation by
+    at least ``LEARNED_MARGIN`` nats.
+
+    The margin keeps a supernet that merely reproduces the base rate (its log loss then equals the
+    base rate's up to rounding) from counting as learned; a gain of a thousandth of a nat is below
+    what any validation split here can resolve.
+    """
+    return bool(full_path_logloss < base - LEARNED_MARGIN and panel_logloss_mean < base - LEARNED_MARGIN)
 
 
 def warm_up(

@@ -53,7 +53,8 @@ def demo_config() -> dict:
 
 def tiny_config(demo_config: dict) -> dict:
     """The demo config shrunk to seconds per job: 2 blocks, 3,000 rows, warm-up levels 0 and 50 %, SiGeo only
-    (a random search of 2 candidates at 50 %, top-1), 3 correlation subnets, a 3-width theory grid."""
+    (a random search of 2 candidates at 50 %, top-1), one epoch of final training, 3 correlation subnets,
+    a 3-width theory grid."""
     return {
         **demo_config,
         "datasets": {"tiny": {**demo_config["datasets"]["demo"], "synthetic": {"rows": 3000, "seed": 1,
@@ -61,7 +62,8 @@ def tiny_config(demo_config: dict) -> dict:
         "num_blocks": 2,
         "warmup_levels": [0.0, 0.5],
         "warmup": {**demo_config["warmup"], "batch_size": 256, "eval_rows": 256, "full_path_steps": 4},
-        "final": {"lr": 0.01, "batch_size": 256, "epochs": 1, "max_train_rows": 512, "eval_batch_size": 4096},
+        "final": {"lr": 0.01, "batch_size": 256, "epochs": 1, "max_epochs": 1, "max_train_rows": 512,
+                  "eval_batch_size": 4096},
         "proxy": {**demo_config["proxy"], "probe_batch_size": 64, "probe_batches": 2},
         "proxies": ["sigeo"],
         "search": {"method": "random", "random_budget": 2, "top_k": 1, "levels": [0.5]},

@@ -58,7 +58,9 @@ def test_settings_defaults_and_overrides():
     chosen = CorrelationSettings.from_config(config(proxies=["random", "zico", "sigeo"], seed=9))
     assert chosen.proxies == ("sigeo", "zico", "random") and chosen.seed == 9
     assert truth_settings(config()).epochs == 2 and truth_settings(config()).max_train_rows == 999
-    assert truth_settings(config(epochs=1, max_train_rows=50)).max_train_rows == 50
+    short = truth_settings(config(epochs=1, max_train_rows=50))
+    assert short.max_train_rows == 50 and short.epochs == 1 and short.max_epochs == 1 and short.epochs_to_run == 1
+    assert truth_settings(config()).max_epochs == FinalSettings.from_config(config()).max_epochs
     with pytest.raises(Exception, match="unknown proxy 'nope'"):
         CorrelationSettings.from_config(config(proxies=["nope"]))
 

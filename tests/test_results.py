@@ -312,20 +312,24 @@ def separable(tmp_path_factory) -> Path:
     """3 dense and 2 categorical features; the label is 1 exactly when the first field's id is odd."""
     root = tmp_path_factory.mktemp("lr-data")
     rng = np.random.default_rng(0)
+    positive_rate = {}
     for split, rows in {"train": 2048, "val": 512, "test": 512}.items():
         (root / split).mkdir()
         sparse = np.stack([rng.integers(0, 6, rows), rng.integers(0, 3, rows)], axis=1)
+        label = (sparse[:, 0] % 2).astype(np.float32)
         np.save(root / split / "dense.npy", rng.normal(size=(rows, 3)).astype(np.float32))
         np.save(root / split / "sparse.npy", sparse.astype(np.int64))
-        np.save(root / split / "label.npy", (sparse[:, 0] % 2).astype(np.float32))
-    meta = {"table_sizes": [6, 3], "dense_features": ["d0", "d1", "d2"], "sparse_features": ["c0", "c1"]}
+        np.save(root / split / "label.npy", label)
+        positive_rate[split] = float(label.mean())
+    meta = {"table_sizes": [6, 3], "dense_features": ["d0", "d1", "d2"], "sparse_features": ["c0", "c1"],
+            "positive_rate": positive_rate}  # fmt: skip
     (root / "meta.json").write_text(json.dumps(meta))
     return root
 
 
 def test_logreg_baseline_trains_like_a_final_training_and_keeps_its_weights(separable, tmp_path, one_thread):
     settings = FinalSettings(lr=0.5, batch_size=128, epochs=2, eval_batch_size=512, max_train_rows=None,
-                             checkpoint_minutes=60, log_every=8, seed=1)  # fmt: skip
+                             checkpoint_minutes=60, log_every=8, seed=1, schedule="cosine")  # fmt: skip
     metrics = train_baseline("logreg", separable, settings, tmp_path, torch.device("cpu"))
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["baseline"] == "logreg" and saved["steps"] == 2 * 2048 // 128
@@ -354,6 +358,7 @@ def test_published_nasrecnets_build_on_the_demos_tables(space, demo_config):
         net = StandaloneNet(arch, 13, sizes)
         out = net(torch.rand(4, 13), torch.randint(0, sizes[0], (4, 26)))
         assert out.shape == (4,) and torch.isfinite(out).all()
+    assert published_architecture("tabular", space) == published_architecture("criteo", space)
 
 
 def test_repeat_paths_and_seeds():

@@ -2,12 +2,12 @@
 
 The fixture installs Debian's Slurm and munge (root and apt needed), starts them with fake GPUs
 (``tests/slurm/up.sh``) and stops them afterwards, also when the test fails (``tests/slurm/down.sh``).
-The search chain of the tiny test config (data, warm-up, search, export, final training, selection,
-the search-results table: every GPU rule of that chain) then runs through ``--profile profiles/slurm``
-with only what this one small node needs changed on the command line, so the shipped profile is
-what gets tested. Each submitted job costs about half a minute here (two Snakemake start-ups, and the
-executor's status polls, whose interval grows by 10 s while nothing finishes), so the target is one
-chain, not the whole default DAG (tests/test_dag.py runs that).
+The search chain of the tiny test config (data, warm-up, search, export, final training, the
+baselines, selection, the search-results table: every GPU rule of that chain) then runs through
+``--profile profiles/slurm`` with only what this one small node needs changed on the command line,
+so the shipped profile is what gets tested. Each submitted job costs about half a minute here (two
+Snakemake start-ups, and the executor's status polls, whose interval grows by 10 s while nothing
+finishes), so the target is one chain, not the whole default DAG (tests/test_dag.py runs that).
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def test_search_chain_runs_through_the_slurm_profile(slurm_cluster, tmp_path, de
     proc = run_snakemake(tmp_path, "--profile", str(PROFILE), *fit_profile_to_node(rules), TARGET, timeout=600)
     out = proc.stdout + proc.stderr
     submitted = set(re.findall(r"^rule (\w+):$", out, re.MULTILINE))  # local jobs print "localrule x:"
-    assert submitted == {"synthesize", "prepare", "warmup", "search", "train_final"}  # the rest are localrules
+    assert submitted == {"synthesize", "prepare", "warmup", "search", "train_final", "train_baseline"}  # rest: local
     for rule in submitted:  # each went through sbatch -> slurmd -> srun and finished there
         logs = list((tmp_path / "logs" / "slurm" / f"rule_{rule}").rglob("*.log"))
         assert logs, f"no Slurm log for rule {rule}:\n{out}"

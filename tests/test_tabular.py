@@ -506,5 +506,11 @@ def test_tiny_dag_on_a_generated_parquet_file(tmp_path, demo_config):
     best = json.loads((tmp_path / "results/final/mine/small/w0.5/sigeo/best.json").read_text())
     assert 0 < best["test"]["logloss"] < 5
     results = pd.read_csv(tmp_path / "results/tables/search_results.csv")
-    assert list(results["dataset"]) == ["mine"] and results["bayes_logloss"].isna().all()
+    assert set(results["dataset"]) == {"mine"} and results["bayes_logloss"].isna().all()
+    # the selected model, and the logistic regression and Criteo's published NASRecNet as baselines
+    assert sorted(results["kind"]) == ["baseline", "baseline", "search"]
+    baselines = results[results["kind"] == "baseline"].set_index("proxy")
+    assert 0 < baselines.loc["logreg", "test_logloss"] < 5 and baselines.loc["logreg", "diverged"] == 0
+    # a baseline is either measured or reported diverged (the 7-block NASRecNet may blow up in 2 steps)
+    assert (baselines["diverged"] == baselines["test_logloss"].isna()).all()
     assert len(pd.read_csv(tmp_path / "results/tables/correlation_mine_small.csv")) > 0

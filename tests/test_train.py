@@ -93,7 +93,7 @@ def test_warmup_level_zero_saves_the_initialised_supernet(tiny_data, tmp_path):
 
 def test_tiny_warmup_beats_the_base_rate(tiny_data, tmp_path):
     """A short warm-up trains mostly the full path (as the paper's 1 % level does): it must learn."""
-    metrics = warm_up(tiny_data, "small", 1.0, warm_settings(lr=0.01, full_path_steps=1000), tmp_path, CPU)
+    metrics = warm_up(tiny_data, "small", 1.0, warm_settings(lr=0.05, full_path_steps=1000), tmp_path, CPU)
     meta = json.loads((tiny_data / "meta.json").read_text())
     rate = meta["positive_rate"]["val"]
     base = -(rate * math.log(rate) + (1 - rate) * math.log(1 - rate))

@@ -148,8 +148,8 @@ def test_a_trained_supernet_clears_the_flag(tiny_data):
     paths = [*panel_paths(SMALL, 2, 2, seed=3), full_path(SMALL, 2)]
     train = data.split("train")
     train_loop(net, lambda b, step: net(b[0], b[1], paths[step % 3]),
-               lambda first: (to_device(b, CPU) for b in stream_batches(train, 256, first)), 90,
-               TrainSettings(0.02, 256, lr_min=0.002), CPU, Checkpointer(Path("unused"), math.inf))  # fmt: skip
+               lambda first: (to_device(b, CPU) for b in stream_batches(train, 256, first)), 180,
+               TrainSettings(0.05, 256, lr_min=0.005), CPU, Checkpointer(Path("unused"), math.inf))  # fmt: skip
     val = data.split("val")
     panel = panel_metrics(net, paths[:2], val, 1024, CPU)
     full = evaluate(lambda b: net(b[0], b[1], paths[2]), val, 1024, CPU)
@@ -157,6 +157,8 @@ def test_a_trained_supernet_clears_the_flag(tiny_data):
     assert max(panel["logloss"]) < base - 0.005 and full["logloss"] < base - 0.005
     assert learned(full["logloss"], panel["logloss_mean"], base)
     assert not learned(full["logloss"], base, base) and not learned(base, panel["logloss_mean"], base)
+    # a gain below the margin is rounding, not learning
+    assert not learned(base - warmup.LEARNED_MARGIN / 2, panel["logloss_mean"], base)
 
 
 def test_interrupted_warmup_with_a_curve_resumes_to_the_same_supernet_and_curve(tiny_data, tmp_path, monkeypatch):

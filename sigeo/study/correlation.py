@@ -155,12 +155,15 @@ def sampling_seed(config: Mapping) -> int:
 def truth_settings(config: Mapping, seed: int = 0) -> FinalSettings:
     """The final training's settings with the study's ``epochs`` and ``max_train_rows`` where set.
 
-    Training seed ``seed`` of a subnet initialises with the run's seed + ``seed``, so seed 0 is the
-    training a study without repeats runs.
+    ``epochs`` caps the training whatever the schedule: it replaces both the cosine schedule's fixed
+    ``epochs`` and the plateau schedule's ``max_epochs``. Training seed ``seed`` of a subnet
+    initialises with the run's seed + ``seed``, so seed 0 is the training a study without repeats runs.
     """
     c = config["correlation"]
     base = FinalSettings.from_config(config)
-    changes = {key: c[key] for key in ("epochs", "max_train_rows") if c[key] is not None}
+    changes = {} if c["max_train_rows"] is None else {"max_train_rows": c["max_train_rows"]}
+    if c["epochs"] is not None:
+        changes |= {"epochs": c["epochs"], "max_epochs": c["epochs"]}
     return replace(base, **changes, seed=base.seed + seed)
 
 
