@@ -50,12 +50,12 @@ def row_losses(prob: np.ndarray, label: np.ndarray) -> np.ndarray:
 
 def supernet_row_losses(out_dir: Path, data: Dataset, settings: WarmupSettings, space_name: str) -> dict:
     """Per validation row: the full path's log loss and the panel's mean log loss, from ``supernet.pt``."""
-    net = build_supernet(get_space(space_name), data, settings)
+    space = get_space(space_name, settings.space_widths)
+    net = build_supernet(space, data, settings)
     net.load_state_dict(torch.load(out_dir / "supernet.pt", weights_only=True))
     net.eval()
     val = data.split("val").head(settings.eval_rows) if settings.eval_rows else data.split("val")
     dense, ids, label = (torch.from_numpy(a) for a in val.batch(0, len(val)))
-    space = get_space(space_name)
 
     def losses(path) -> np.ndarray:
         with torch.no_grad():

@@ -61,7 +61,7 @@ def tiny_config(demo_config: dict) -> dict:
                                                                                 "max_vocab": 30}}},
         "num_blocks": 2,
         "warmup_levels": [0.0, 0.5],
-        "warmup": {**demo_config["warmup"], "batch_size": 256, "eval_rows": 256, "full_path_steps": 4},
+        "warmup": {**demo_config["warmup"], "batch_size": 256, "eval_rows": 256, "full_path_steps": 4, "epochs": 3},
         "final": {"lr": 0.01, "batch_size": 256, "epochs": 1, "max_epochs": 1, "max_train_rows": 512,
                   "eval_batch_size": 4096},
         "proxy": {**demo_config["proxy"], "probe_batch_size": 64, "probe_batches": 2},
