@@ -45,11 +45,15 @@ def _parser() -> argparse.ArgumentParser:
         "predict",
         help="click probabilities for the rows of a raw file",
         description="Parse and hash RAW exactly as `prepare` did for the model's data set (Criteo, Avazu or KDD "
-        "format, plain or .gz; the label column must be there: write 0 where it is unknown) and write "
-        "line,label,probability for every good row. Bad rows are skipped and reported by line number.",
+        "format, plain or .gz; for a tabular data set a .csv, .tsv (plain or .gz) or .parquet file with the "
+        "declared columns; the label column must be there: write 0 where it is unknown) and write "
+        "line,label,probability for every good row. Bad rows are skipped and reported by line number "
+        "(a header is line 1; a Parquet file's rows are numbered from 1).",
     )
     predict.add_argument("model", metavar="MODEL", type=Path, help=MODEL_HELP)
-    predict.add_argument("raw", metavar="RAW", type=Path, help="a raw file in the data set's own format")
+    predict.add_argument(
+        "raw", metavar="RAW", type=Path, help="a raw file in the data set's own format (tabular: any of its file types)"
+    )
     predict.add_argument("-o", "--output", type=Path, required=True, help="CSV to write (atomically)")
     predict.add_argument("--meta", type=Path, help="the prepared data set's meta.json (default: found from MODEL)")
     predict.add_argument("--arch", type=Path, help="architecture JSON of a model.pt (default: the workflow's)")

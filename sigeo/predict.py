@@ -1,10 +1,11 @@
 """Click probabilities from a found model, for the rows of a raw file or of a prepared split.
 
-A raw file is read by the code ``prepare`` reads with (:class:`sigeo.data.prepare.ParsedFile`), with
-the format, features, table sizes and ``max_bad_rows`` recorded in the data set's ``meta.json``, so
-each row gets exactly the ids and dense values it would have had in training, and a bad row is
-counted and reported by its line number as ``prepare`` reports it. It is read in blocks and
-predicted in batches, so memory stays flat whatever the file's size; the CSV appears only when
+A raw file is read by the code ``prepare`` reads with (:class:`sigeo.data.prepare.ParsedFile`, or
+for a ``tabular`` data set :class:`sigeo.data.tabular.TabularFile` with the declared columns),
+with the format, features, table sizes and ``max_bad_rows`` recorded in the data set's
+``meta.json``, so each row gets exactly the ids and dense values it would have had in training, and
+a bad row is counted and reported by its line number as ``prepare`` reports it. It is read in blocks
+and predicted in batches, so memory stays flat whatever the file's size; the CSV appears only when
 complete.
 
 A model is named by a ``best.json`` (select_best's choice), a ``model.pt`` (the state dict of a
@@ -29,6 +30,7 @@ from torch import nn
 from .data.formats import get_format
 from .data.prepare import BadRows, ParsedFile, PrepareSettings, load_profiles
 from .data.store import Dataset
+from .data.tabular import TabularFile, TabularFormat
 from .errors import DataError
 from .export import DATA_KEYS, ClickProbability, data_info, export_program, load_program, save_program
 from .io import atomic_path, read_json
@@ -202,6 +204,25 @@ def _write(fh: TextIO, index: np.ndarray, label: np.ndarray, prob: np.ndarray) -
     np.savetxt(fh, rows, fmt=("%d", "%d", CSV_FLOAT), delimiter=",")
 
 
+def _raw_rows(
+    meta: dict, meta_path: Path, raw_path: Path, bad: BadRows, block_size: int, profile_path: str | os.PathLike | None
+) -> ParsedFile | TabularFile:
+    """The reader of ``raw_path`` for ``meta``'s format, its features checked against ``meta``."""
+    if meta["format"] == "tabular":
+        tabular = TabularFormat.from_meta(meta, meta_path)
+        return TabularFile(tabular, raw_path, list(meta["table_sizes"]), bad, block_size)
+    fmt = get_format(meta["format"], keep_id="id" in meta["sparse_features"])
+    if list(fmt.sparse_features) != meta["sparse_features"] or list(fmt.dense_features) != meta["dense_features"]:
+        raise DataError(f"{meta_path}: its features are not those of the {fmt.name} format")
+    profile = None
+    if fmt.name == "kdd":
+        profile_path = profile_path or meta.get("profile")
+        if not profile_path:
+            raise DataError(f"{raw_path}: KDD rows need a userid_profile.txt (--profile)")
+        profile = load_profiles(Path(profile_path), block_size)
+    return ParsedFile(fmt, raw_path, list(meta["table_sizes"]), profile, bad, block_size)
+
+
 def predict_raw(
     model: nn.Module,
     meta_path: str | os.PathLike,
@@ -212,29 +233,21 @@ def predict_raw(
 ) -> dict:
     """Write ``line,label,probability`` for every good row of ``raw_path`` (a file in the data set's format).
 
-    ``line`` is the row's 1-based line number in the file (a header is line 1). KDD rows are joined
-    with ``profile_path`` (default: the profile file the data set was prepared with). Returns the
-    row count and the bad rows as ``prepare`` reports them in ``meta.json``.
+    ``line`` is the row's 1-based line number in the file (a header is line 1); a tabular data set's
+    file may be CSV, TSV or Parquet, and a Parquet file's rows, having no lines, are numbered from 1.
+    KDD rows are joined with ``profile_path`` (default: the profile file the data set was prepared
+    with). Returns the row count and the bad rows as ``prepare`` reports them in ``meta.json``.
     """
     meta_path, raw_path = Path(meta_path), Path(raw_path)
     meta = _read_meta(meta_path)
-    fmt = get_format(meta["format"], keep_id="id" in meta["sparse_features"])
-    if list(fmt.sparse_features) != meta["sparse_features"] or list(fmt.dense_features) != meta["dense_features"]:
-        raise DataError(f"{meta_path}: its features are not those of the {fmt.name} format")
-    profile = None
-    if fmt.name == "kdd":
-        profile_path = profile_path or meta.get("profile")
-        if not profile_path:
-            raise DataError(f"{raw_path}: KDD rows need a userid_profile.txt (--profile)")
-        profile = load_profiles(Path(profile_path), settings.block_size)
     limit = settings.max_bad_rows
     if limit is None:  # a meta.json written before prepare recorded it had prepare's default
         limit = meta.get("max_bad_rows", PrepareSettings.max_bad_rows)
     bad = BadRows(raw_path, limit)
+    parsed = _raw_rows(meta, meta_path, raw_path, bad, settings.block_size, profile_path)
     rows = 0
     with atomic_path(out_path, ".csv") as tmp, open(tmp, "w") as fh:
         fh.write("line,label,probability\n")
-        parsed = ParsedFile(fmt, raw_path, list(meta["table_sizes"]), profile, bad, settings.block_size)
         for lines, chunk in parsed:
             kept = np.flatnonzero(chunk.valid)
             prob = _probabilities(model, chunk.dense[kept], chunk.sparse[kept], settings.batch_size)

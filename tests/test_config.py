@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+import yaml
 
 from sigeo.config import ROOT, DatasetSpec, datasets, load_config
 from sigeo.errors import ConfigError
@@ -55,3 +56,23 @@ def test_dataset_paths():
     assert spec.downloads() == {"train.txt.gz": (url, "a" * 64), "users.txt": (profile, "b" * 64)}
     local = DatasetSpec.from_config("c", {"format": "criteo", "source": "/data/criteo/train.txt"})
     assert local.raw_path() == "/data/criteo/train.txt" and local.profile_path() is None
+
+
+def schema_keys(node: dict, prefix: str) -> list[str]:
+    """Every key under ``node``'s properties, dotted (``warmup.lr``), following the schema's nesting."""
+    keys = []
+    for name, sub in node.get("properties", {}).items():
+        dotted = f"{prefix}{name}"
+        keys.append(dotted)
+        keys += schema_keys(sub, f"{dotted}.")
+    return keys
+
+
+def test_config_readme_documents_every_schema_key():
+    """config/README.md is the users' list of keys: each key of config/schema.yaml must have its row
+    (a section its heading)."""
+    schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
+    keys = schema_keys(schema, "") + schema_keys(schema["$defs"]["dataset"], "datasets.<name>.")
+    readme = (ROOT / "config" / "README.md").read_text()
+    missing = [key for key in keys if f"| `{key}` |" not in readme and f"### `{key}`" not in readme]
+    assert len(keys) > 100 and not missing

@@ -7,6 +7,7 @@ matched to their lines through the prepared split, and evaluated through the sam
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import os
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 from conftest import ROOT
@@ -25,6 +28,7 @@ from sigeo.__main__ import main
 from sigeo.data.formats import get_format
 from sigeo.data.prepare import PrepareSettings, StratifiedSplitter, prepare
 from sigeo.data.store import SPLITS, Dataset
+from sigeo.data.tabular import TabularFormat, prepare_tabular
 from sigeo.export import ClickProbability
 from sigeo.io import write_json
 from sigeo.predict import PredictSettings, export_model, load_model, predict_raw, predict_split
@@ -86,6 +90,21 @@ def make_run(root: Path, fmt_name: str, raw_name: str) -> dict:
         profile = root / "userid_profile.txt"
         profile.write_text("".join(f"{u}\t{u % 3}\t{u % 7}\n" for u in range(0, 40, 2)))
     meta = prepare(fmt, raw, root / "results/data/toy", PrepareSettings(seed=SEED, max_table_size=50), profile)
+    net, run = save_model(root, meta)
+    return {
+        "raw": raw,
+        "bad_lines": bad_lines,
+        "good_lines": [i + 1 + fmt.header for i in range(ROWS) if i not in BAD_AT],
+        "meta": meta,
+        "net": net,
+        "run": run,
+        "root": root,
+    }
+
+
+def save_model(root: Path, meta: dict) -> tuple[StandaloneNet, Path]:
+    """A 'trained' model (random weights) for the data set prepared into ``root``, saved as the workflow saves it;
+    returns it and its run folder."""
     arch = sample_architecture(np.random.default_rng(SEED), FULL, 3)
     torch.manual_seed(SEED)
     net = StandaloneNet(arch, len(meta["dense_features"]), meta["table_sizes"]).eval()
@@ -102,15 +121,7 @@ def make_run(root: Path, fmt_name: str, raw_name: str) -> dict:
     top.mkdir(parents=True)
     write_json(top / "2.json", arch.to_dict())
     write_json(run / "best.json", {"rank": 2, "arch": arch.to_dict(), "model": str(run / "2" / "model.pt")})
-    return {
-        "raw": raw,
-        "bad_lines": bad_lines,
-        "meta": meta,
-        "net": net,
-        "run": run,
-        "root": root,
-        "header": fmt.header,
-    }
+    return net, run
 
 
 @pytest.fixture
@@ -136,8 +147,7 @@ def prepared_probabilities(root: Path, net: StandaloneNet, shift_first_id: bool 
 def assert_matches_prepare(csv: pd.DataFrame, run: dict) -> None:
     """Each good line's probability equals that of its prepared row: the k-th good line dealt to a split is
     that split's row k (prepare keeps file order inside a split and deals by label with its seed)."""
-    good = [i + 1 + run["header"] for i in range(ROWS) if i not in BAD_AT]
-    assert csv["line"].tolist() == good
+    assert csv["line"].tolist() == run["good_lines"]
     split_of = StratifiedSplitter(SEED).assign(csv["label"].to_numpy())
     expected = prepared_probabilities(run["root"], run["net"])
     ds = Dataset.open(run["root"] / "results/data/toy")
@@ -317,3 +327,147 @@ def test_mismatches_fail_with_one_line(criteo, tmp_path, capsys):
     (run / "2" / "model.pt").unlink()
     err = one_line_error(capsys, predict, out)
     assert f"{run / '2' / 'model.pt'}: file not found (the trained weights)" in err
+
+
+# ------------------------------------------------------------------------------------------------
+# Tabular data sets
+
+TABULAR = TabularFormat(
+    label="clicked", at_least=None, dense_columns=("price", "age"), sparse_features=("user", "city")
+)
+
+#: The bad rows write_tabular plants at BAD_AT, as predict reports them (by line: the header is line 1).
+TEXT_BAD = ["line 5: 7 fields, expected 6", "line 9: column clicked: not a number",
+            "line 14: column price: not a finite number"]  # fmt: skip
+PARQUET_BAD = ["line 4: column clicked: label is not 0 or 1", "line 8: column price: not a finite number",
+               "line 13: column price: not a finite number"]  # fmt: skip
+
+
+def tabular_frame(rng: np.random.Generator) -> pd.DataFrame:
+    """ROWS good rows: the declared columns in another order than declared, UTF-8 and empty categoricals,
+    negative dense values (log-transformed as 0), and a column nobody declared."""
+    return pd.DataFrame(
+        {
+            "user": rng.integers(0, 60, ROWS),
+            "clicked": rng.integers(0, 2, ROWS),
+            "note": rng.random(ROWS),
+            "price": rng.exponential(10, ROWS).round(3),
+            "city": rng.choice(["Zürich", "Paris", "", "NYC", "-1"], ROWS),
+            "age": rng.integers(-3, 90, ROWS),
+        }
+    )
+
+
+def write_tabular(path: Path, df: pd.DataFrame) -> None:
+    """``df`` with bad rows at ``BAD_AT`` as Parquet (row groups of 40 rows, so a file is several blocks) or as
+    CSV/TSV text (plain or .gz)."""
+    if path.suffix == ".parquet":
+        bad = df.copy()
+        bad.loc[BAD_AT[0], "clicked"] = 2
+        bad.loc[list(BAD_AT[1:]), "price"] = [np.inf, -np.inf]
+        pq.write_table(pa.Table.from_pandas(bad, preserve_index=False), path, row_group_size=40)
+        return
+    text = df.astype(str)
+    text.loc[BAD_AT[1], "clicked"] = "x"
+    text.loc[BAD_AT[2], "price"] = "cheap"
+    sep = "\t" if ".tsv" in path.name else ","
+    lines = text.to_csv(index=False, sep=sep).splitlines(keepends=True)
+    lines[1 + BAD_AT[0]] = lines[1 + BAD_AT[0]].rstrip("\n") + sep + "extra\n"
+    data = "".join(lines).encode()
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+
+
+def make_tabular_run(root: Path, suffix: str) -> dict:
+    """A tabular data set prepared from a generated file and a model for it, as ``make_run`` lays them out."""
+    raw = root / f"logs{suffix}"
+    write_tabular(raw, tabular_frame(np.random.default_rng(SEED)))
+    meta = prepare_tabular(TABULAR, [raw], root / "results/data/toy", PrepareSettings(seed=SEED, max_table_size=50))
+    net, run = save_model(root, meta)
+    first = 1 if suffix == ".parquet" else 2  # the number of the first data row
+    return {
+        "raw": raw,
+        "bad_lines": [i + first for i in BAD_AT],
+        "good_lines": [i + first for i in range(ROWS) if i not in BAD_AT],
+        "meta": meta,
+        "net": net,
+        "run": run,
+        "root": root,
+    }
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv.gz", ".parquet"])
+def test_predict_tabular_lines_and_probabilities_match_prepare(tmp_path, one_thread, capsys, suffix):
+    run = make_tabular_run(tmp_path, suffix)
+    meta = run["root"] / "results/data/toy/meta.json"
+    # prepare numbers data rows from 1; predict numbers a text file's lines (its header is line 1)
+    assert [row + (suffix != ".parquet") for _, row in run["meta"]["bad_rows_at"]] == run["bad_lines"]
+    assert run["meta"]["table_sizes"] == [50, 5] and run["meta"]["max_bad_rows"] == 1000
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(run["run"] / "best.json"), str(run["raw"]), "-o", str(out)]) == 0
+    examples = PARQUET_BAD if suffix == ".parquet" else TEXT_BAD
+    lines = ", ".join(map(str, run["bad_lines"]))
+    assert capsys.readouterr().err == (
+        f"wrote {ROWS - 3} predictions to {out}; 3 bad rows (lines {lines}; first: {'; '.join(examples)})\n"
+    )
+    assert_matches_prepare(pd.read_csv(out), run)
+    # blocks of about 1 KiB (Parquet: its row groups of 40 rows) and batches of 7 write the same file
+    small = tmp_path / "small.csv"
+    report = predict_raw(load_model(run["run"] / "best.json", meta), meta, run["raw"], small,
+                         PredictSettings(batch_size=7, block_size=1024))  # fmt: skip
+    assert report == {"rows": ROWS - 3, "bad_rows": 3, "bad_lines": run["bad_lines"], "bad_examples": examples}
+    a, b = pd.read_csv(out), pd.read_csv(small)
+    assert a[["line", "label"]].equals(b[["line", "label"]])
+    np.testing.assert_allclose(a["probability"], b["probability"], rtol=1e-5)
+
+
+def test_tabular_columns_and_bad_rows_fail_with_one_line(tmp_path, one_thread, capsys):
+    run = make_tabular_run(tmp_path, ".csv")
+    best, out = str(run["run"] / "best.json"), tmp_path / "p.csv"
+    df = tabular_frame(np.random.default_rng(0))
+
+    no_city = tmp_path / "no_city.parquet"
+    pq.write_table(pa.Table.from_pandas(df.drop(columns="city"), preserve_index=False), no_city)
+    err = one_line_error(capsys, ["predict", best, str(no_city), "-o", str(out)], out)
+    assert err.endswith(f"error: {no_city}: declared column 'city' not found; the file's columns: "
+                        "user, clicked, note, price, age\n")  # fmt: skip
+
+    no_label = tmp_path / "no_label.csv"
+    df.drop(columns="clicked").to_csv(no_label, index=False)
+    err = one_line_error(capsys, ["predict", best, str(no_label), "-o", str(out)], out)
+    assert err.endswith(f"error: {no_label}: label column 'clicked' not found (predict needs it: write 0 where it is "
+                        "unknown); the file's columns: user, note, price, city, age\n")  # fmt: skip
+
+    strict = tmp_path / "strict" / "meta.json"  # the data set's own max_bad_rows is the default
+    write_json(strict, {**run["meta"], "max_bad_rows": 1})
+    err = one_line_error(capsys, ["predict", best, str(run["raw"]), "-o", str(out), "--meta", str(strict)], out)
+    assert err.endswith(f"{run['raw']}: more than max_bad_rows=1 bad rows; first: {TEXT_BAD[0]}; {TEXT_BAD[1]}\n")
+
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("user,clicked,note,price,city,age\n")
+    err = one_line_error(capsys, ["predict", best, str(header_only), "-o", str(out)], out)
+    assert err.endswith(f"{header_only}: no usable rows up to line 1 (0 bad)\n")
+
+
+def test_tabular_meta_of_an_earlier_prepare_and_order_by(tmp_path, one_thread):
+    """A meta.json written before prepare recorded ``dense_columns`` and ``max_bad_rows`` reads new files the
+    same; a data set ordered by a column does not need it in new files (it only ordered the split)."""
+    run = make_tabular_run(tmp_path, ".csv")
+    meta = run["root"] / "results/data/toy/meta.json"
+    model = load_model(run["run"] / "best.json", meta)
+    fresh = tmp_path / "fresh.csv"
+    tabular_frame(np.random.default_rng(1)).drop(columns="note").to_csv(fresh, index=False)
+    predict_raw(model, meta, fresh, tmp_path / "now.csv", PredictSettings())
+
+    earlier = {key: value for key, value in run["meta"].items() if key not in ("dense_columns", "max_bad_rows")}
+    write_json(tmp_path / "earlier" / "meta.json", earlier)
+    predict_raw(model, tmp_path / "earlier" / "meta.json", fresh, tmp_path / "earlier.csv", PredictSettings())
+    assert (tmp_path / "earlier.csv").read_text() == (tmp_path / "now.csv").read_text()
+    padded = {**earlier, "dense_features": ["dense_pad"]}  # a data set without dense columns
+    assert TabularFormat.from_meta(padded, meta).dense_columns == ()
+
+    ordered = dataclasses.replace(TABULAR, order_by="note")
+    settings = PrepareSettings(seed=SEED, max_table_size=50)
+    assert prepare_tabular(ordered, [run["raw"]], tmp_path / "ordered", settings)["order_by"] == "note"
+    predict_raw(model, tmp_path / "ordered" / "meta.json", fresh, tmp_path / "ordered.csv", PredictSettings())
+    assert (tmp_path / "ordered.csv").read_text() == (tmp_path / "now.csv").read_text()
+    assert len(pd.read_csv(tmp_path / "now.csv")) == ROWS

@@ -23,10 +23,11 @@ values seen plus one (row 0, missing), capped by ``max_table_size``. That needs 
 before any id is known, so preparing is two passes: the files are read once into temporary arrays
 of codes (``prepare_tabular``), then the codes are reduced, dealt into the 8:1:1 split and written.
 
-To turn new rows into a trained model's inputs (``sigeo predict``): ``read_schema`` and
+To turn new rows into a trained model's inputs (``sigeo predict``): ``TabularFormat.from_meta``
+rebuilds the declaration from ``meta.json``, and ``TabularFile`` runs ``read_schema`` and
 ``TabularFormat.check_schema`` on the file, then ``TabularFormat.parse`` on each block of
 ``read_blocks`` with ``meta.json``'s ``table_sizes``; it gives the same ``Chunk`` as
-``RawFormat.parse`` does for the other formats.
+``RawFormat.parse`` does for the other formats, and its bad rows as ``ParsedFile`` gives theirs.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from .parse import _buffers
 from .prepare import (
     MAX_REPORTED_BAD_LINES,
     UNCLOSED_QUOTE,
+    BadRows,
     PrepareSettings,
     StratifiedSplitter,
     _CsvBlocks,
@@ -108,6 +110,29 @@ class TabularFormat:
         """Every column read, each once, in declaration order."""
         names = (self.label, *self.dense_columns, *self.sparse_features, *((self.order_by,) if self.order_by else ()))
         return tuple(dict.fromkeys(names))
+
+    @classmethod
+    def from_meta(cls, meta: dict, meta_path: Path) -> TabularFormat:
+        """The declaration ``prepare_tabular`` recorded in ``meta`` (read from ``meta_path``), to read new
+        rows as the data set's were read.
+
+        ``order_by`` is left out: it only orders the rows before the split, so new rows need not hold it.
+        A ``meta.json`` written before ``dense_columns`` was recorded gives them as ``dense_features``
+        less the padding column (which makes a dense column named ``dense_pad`` padding: prepare again).
+        """
+        missing = [key for key in ("label", "dense_features", "sparse_features", "dense_transform") if key not in meta]
+        if missing:
+            raise DataError(f"{meta_path}: not a tabular data set's meta.json (no {missing[0]!r})")
+        dense = meta.get("dense_columns")
+        if dense is None:
+            dense = [] if meta["dense_features"] == [DENSE_PAD] else meta["dense_features"]
+        return cls(
+            label=meta["label"]["column"],
+            at_least=meta["label"]["at_least"],
+            dense_columns=tuple(dense),
+            sparse_features=tuple(meta["sparse_features"]),
+            transform=meta["dense_transform"],
+        )
 
     def table_sizes(self, cap: int | None) -> list[int]:
         given = dict(self.given_sizes)
@@ -496,6 +521,45 @@ def _parquet_blocks(path: Path, fmt: TabularFormat) -> Iterator[Block]:
         raise DataError(f"{path}: unreadable from row {start}: {exc}") from exc
 
 
+class TabularFile:
+    """The rows of one new file for a prepared data set, as ``ParsedFile`` gives a raw file's rows.
+
+    Iterating yields each block's ``(lines, chunk)``: the number of every parsed row and the rows with
+    ``meta.json``'s table sizes (use only those with ``chunk.valid``); every bad row goes to ``bad`` in
+    order, and ``last_line`` is the last number read. A text file's rows are numbered by their line in
+    the file, the header being line 1 (the first data row is line 2), so a number can be looked up in an
+    editor; a Parquet file has no lines, so its rows are numbered from 1. The file may be of any type
+    the format reads, whatever type the data set was prepared from: values are read alike from all.
+    The columns are checked when it is made, so a missing one fails before any row is read.
+    """
+
+    def __init__(self, fmt: TabularFormat, path: Path, table_sizes: list[int], bad: BadRows, block_size: int) -> None:
+        schema = read_schema(path)
+        if fmt.label not in schema.names:
+            raise DataError(
+                f"{path}: label column {fmt.label!r} not found (predict needs it: write 0 where it is unknown); "
+                f"the file's columns: {', '.join(schema.names)}"
+            )
+        fmt.check_schema(path, schema)
+        self.fmt, self.path, self.table_sizes, self.bad, self.block_size = fmt, path, table_sizes, bad, block_size
+        self.shift = 0 if _kind(path) == "parquet" else 1  # read_blocks numbers data rows from 1: add the header
+        self.last_line = self.shift
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, Chunk]]:
+        shift = self.shift
+        with read_blocks(self.path, self.fmt, self.block_size) as blocks:
+            for block in blocks:
+                chunk = self.fmt.parse(block.table, self.table_sizes)
+                lines = block.rows + shift
+                rejected = [(int(lines[i]), f"column {chunk.reason(i).field}: {chunk.reason(i).reason}")
+                            for i in np.flatnonzero(~chunk.valid)]  # fmt: skip
+                skipped = [(row + shift, why) for row, why in block.skipped]
+                for line, why in sorted(skipped + rejected):
+                    self.bad.add(line, why)
+                self.last_line = max([self.last_line, *lines[-1:].tolist(), *(line for line, _ in skipped)])
+                yield lines, chunk
+
+
 # ------------------------------------------------------------------------------------------------
 # Preparing
 
@@ -651,8 +715,10 @@ def _prepare(fmt: TabularFormat, files: list[Path], tmp: Path, settings: Prepare
         "bad_rows": bad.count,
         "bad_rows_at": bad.at,
         "bad_examples": bad.examples,
+        "max_bad_rows": settings.max_bad_rows,
         "table_sizes": table_sizes,
         "dense_features": list(fmt.dense_features),
+        "dense_columns": list(fmt.dense_columns),  # dense_features alone cannot tell a column named dense_pad
         "sparse_features": list(fmt.sparse_features),
         "label": {"column": fmt.label, "at_least": fmt.at_least},
         "dense_transform": fmt.transform,
