@@ -19,8 +19,10 @@ def test_dry_run_of_the_default_config(tmp_path, demo_config):
     assert "prepare" in proc.stdout and "synthesize" in proc.stdout
 
 
-def test_dry_run_of_the_paper_config(tmp_path):
-    """config/paper.yaml plans the paper's grid once its (here empty) input files exist."""
+def test_dry_run_of_the_paper_config(tmp_path, demo_config):
+    """config/paper.yaml plans the paper's grid once its (here empty) input files exist, and only that:
+    the default config beside it (the demo) is replaced, not merged under it."""
+    write_config(tmp_path, demo_config)
     for name in ("criteo/train.txt", "avazu/train.csv", "kdd2012/training.txt", "kdd2012/userid_profile.txt"):
         (tmp_path / "data" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "data" / name).touch()
@@ -34,8 +36,9 @@ def test_dry_run_of_the_paper_config(tmp_path):
         (tmp_path / "data" / "mnist" / name).touch()
     proc = run_snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile", str(ROOT / "config" / "paper.yaml"))
     out = proc.stdout
-    for rule, count in (("warmup", 24), ("search", 36), ("train_final", 540)):
+    for rule, count in (("warmup", 24), ("search", 36), ("train_final", 540), ("prepare", 3)):
         assert any(line.split() == [rule, str(count)] for line in out.splitlines()), out
+    assert "synthesize" not in out  # the demo's synthetic data set is not part of the paper's run
 
 
 def test_bad_config_fails_at_start_naming_the_key(tmp_path, demo_config):
