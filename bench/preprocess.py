@@ -97,7 +97,7 @@ def _speed(result: dict) -> float:
 
 
 def reference_style_parse(raw: Path, limit: int) -> float:
-    """Rows/s of the reference loader's per-row Python parse (REFERENCE §1.5) on the first ``limit`` rows."""
+    """Rows/s of the reference loader's per-row Python parse (docs/reference.md §1.5) on the first ``limit`` rows."""
     from sigeo.data.formats import CRITEO_TABLE_SIZES
 
     moduli = [n - 1 for n in CRITEO_TABLE_SIZES]

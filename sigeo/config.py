@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "config" / "schema.yaml"
-#: The NASRecNet architectures the paper's authors published (REFERENCE §10), one per format and space.
+#: The NASRecNet architectures the paper's authors published (docs/reference.md §10), one per format and space.
 NASREC_DIR = ROOT / "config" / "nasrec"
 
 

@@ -2,7 +2,7 @@
 
 Each architecture is trained from scratch as a standalone network on ``train`` and evaluated on
 ``val`` and ``test``. The winner is the lowest *val* log loss; its test figures are reported but
-never used to choose (the reference's README selects on test, REFERENCE §7.3).
+never used to choose (the reference's README selects on test, docs/reference.md §7.3).
 
 Two recipes (``final.schedule``). ``plateau`` trains to convergence: up to ``max_epochs`` epochs,
 each reading the training rows in a fresh seeded order, validation every ``eval_every`` steps (an

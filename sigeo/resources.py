@@ -14,7 +14,7 @@ HEADROOM_MB = 1500
 def supernet_params(
     num_dense: int, num_sparse: int, space_name: str, num_blocks: int, widths: dict[str, list[int]] | None = None
 ) -> int:
-    """Dense (non-embedding) parameters of a supernet, from the shapes of REFERENCE §2.6."""
+    """Dense (non-embedding) parameters of a supernet, from the shapes of docs/reference.md §2.6."""
     space = get_space(space_name, widths)
     w, r = space.max_dense, space.max_sparse
     p = dp_rows(w)

@@ -1,4 +1,4 @@
-"""Architecture search from a warmed-up supernet: regularized evolution and random search (REFERENCE §4).
+"""Architecture search from a warmed-up supernet: regularized evolution and random search (docs/reference.md §4).
 
 The supernet is loaded once; every candidate is scored in-process with inherited weights (no
 process, data loader or checkpoint copy per candidate, as the reference had). The probe batches,
@@ -141,7 +141,7 @@ class CandidateScorer:
 
     def context(self, arch: Architecture) -> ProbeContext:
         """What the proxies see of ``arch``: in ``fixed`` mode every parameter it uses is measured;
-        in ``faithful`` mode only its head, with an optimizer step after each probe batch (§5.3)."""
+        in ``faithful`` mode only its head, with an optimizer step after each probe batch (docs/reference.md §5.3)."""
         size = standalone_size(arch, self.num_dense, self.num_sparse)
         extras = {**size, "hash": arch.hash(), "oneshot": lambda: self.oneshot(arch)}
         candidate = Candidate(self.supernet, arch, self.embedding_rows)
@@ -151,7 +151,7 @@ class CandidateScorer:
         return ProbeContext(candidate, self.probe_batches, _loss, self.probe, params=params, step=step, extras=extras)
 
     def oneshot(self, arch: Architecture) -> float:
-        """Fine-tune only the head on the shared fine-tuning batches, then val log loss (REFERENCE §4.1).
+        """Fine-tune only the head on the shared fine-tuning batches, then val log loss (docs/reference.md §4.1).
 
         Everything below the head is frozen, so the head's input is a fixed function of each batch:
         it is computed once per batch without autograd (no graph is kept for the frozen part) and
@@ -184,7 +184,7 @@ class CandidateScorer:
 def _head_finetuning(candidate: Candidate, data: ProbeData) -> tuple[dict[str, torch.nn.Parameter], Callable[[], None]]:
     """Freeze all but the candidate's copy of the head; return it and one fine-tuning step.
 
-    A step clips the head's gradient and takes an Adagrad step; the schedule is REFERENCE §4.1.3's:
+    A step clips the head's gradient and takes an Adagrad step; the schedule is docs/reference.md §4.1.3's:
     ``finetune_steps`` long with a 10 % warm-up, reset after the first step, so the first two steps
     use lr 1e-8. Faithful SiGeo runs it between probe batches, one-shot scoring for every batch.
     """
@@ -288,7 +288,7 @@ def run_search(
     workers: Workers | None = None,
     widths: dict[str, list[int]] | None = None,
 ) -> list[Record]:
-    """Regularized evolution (REFERENCE §4.4) or random search; returns every evaluated candidate.
+    """Regularized evolution (docs/reference.md §4.4) or random search; returns every evaluated candidate.
 
     Candidates whose choice does not depend on each other's scores (the initial population, the
     children of one generation, a random search's budget) are scored together, by ``workers`` if
@@ -334,7 +334,7 @@ def run_search(
             children = []
             for _ in range(settings.n_childs):
                 child = parent.arch
-                for _ in range(100):  # keep mutating the child until it is new (REFERENCE §4.4)
+                for _ in range(100):  # keep mutating the child until it is new (docs/reference.md §4.4)
                     for _ in range(mutations):
                         child = mutate(rng, child)
                     if child.hash() not in seen:

@@ -1,7 +1,7 @@
 """Training and evaluation shared by warm-up, final training and the correlation study.
 
 Adagrad (eps 1e-2) with a linear-warm-up cosine schedule and global gradient clipping at 5.0, BCE
-with logits, metrics log loss / ROC-AUC / accuracy (REFERENCE §3.2, §7). Embedding gradients are
+with logits, metrics log loss / ROC-AUC / accuracy (docs/reference.md §3.2, §7). Embedding gradients are
 sparse, so the optimizer touches only the rows of the batch. Long loops checkpoint atomically every
 few minutes and resume to the same weights as an uninterrupted run.
 """

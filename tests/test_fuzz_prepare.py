@@ -5,7 +5,7 @@ file and a line, or skip and report exactly the rows the oracle rejects (``bad_r
 and store exactly the rows it accepts, with exactly its values. Nothing else may happen: no other
 exception type, no row silently dropped, no value silently different.
 
-The oracle reads the file's bytes on its own (REFERENCE §1.2–1.5): lines end at ``\\n``, ``\\r\\n``
+The oracle reads the file's bytes on its own (docs/reference.md §1.2–1.5): lines end at ``\\n``, ``\\r\\n``
 or a lone ``\\r`` (Python's universal newlines, as the reference's tools read them), a leading UTF-8
 BOM is not data, and a token is read with ``int(t)`` / ``int(t, 16)`` restricted to plain ASCII
 (``-?[0-9]+`` / ``[0-9A-Fa-f]+``; no spaces, ``+``, ``_`` or ``0x``), so a token the reference would
@@ -48,7 +48,7 @@ from sigeo.data.formats import (
 from sigeo.data.prepare import PrepareSettings, prepare
 from sigeo.errors import DataError
 
-EXAMPLES = 150  # per format; see the README's Reliability table
+EXAMPLES = 150  # per format; see the Reliability table in tests/README.md
 TOOL_MODULUS = 2**31 - 1
 LIMIT = 10**18
 BOM = b"\xef\xbb\xbf"
@@ -121,7 +121,7 @@ def split_lines(data: bytes) -> list[bytes]:
 
 @dataclass(frozen=True)
 class Layout:
-    """One raw format as the oracle sees it (column names and table sizes from REFERENCE §1)."""
+    """One raw format as the oracle sees it (column names and table sizes from docs/reference.md §1)."""
 
     name: str
     columns: tuple[str, ...]

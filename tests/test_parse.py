@@ -1,4 +1,4 @@
-"""Token parsing against values computed by hand with Python integers (REFERENCE §1.5)."""
+"""Token parsing against values computed by hand with Python integers (docs/reference.md §1.5)."""
 
 import numpy as np
 import pyarrow as pa

@@ -136,7 +136,7 @@ def test_accumulate_records_running_sums():
 
 def test_gradients_are_owned_by_the_record_and_collected_once():
     """The record shares no tensor with the model: later backward passes and in-place edits of the
-    weights or their gradients (REFERENCE §5.3.3's hazard) leave it as it was, accumulating or not."""
+    weights or their gradients (docs/reference.md §5.3.3's hazard) leave it as it was, accumulating or not."""
     calls = []
 
     def counting_mse(model, batch):

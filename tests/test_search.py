@@ -281,7 +281,7 @@ def full_zico(flat: np.ndarray, sizes: tuple[int, ...]) -> float:
 
 
 def test_fixed_and_faithful_sigeo_differ_where_the_reference_does(tiny_dataset):
-    """REFERENCE §5.3: faithful measures only the head, steps Adagrad between the probe batches (clipped
+    """docs/reference.md §5.3: faithful measures only the head, steps Adagrad between the probe batches (clipped
     gradients, lr 1e-8, 1e-8, 8e-4, 1.6e-3) and keeps the first element's ZiCo ratio; fixed measures every
     parameter the candidate reads at fixed weights and sums all ratios. The supernet never changes."""
     from sigeo.data.store import Dataset

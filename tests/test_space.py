@@ -180,7 +180,7 @@ def test_slicing_backpropagates_only_into_the_used_slices():
 
 
 def standalone_dense_params(arch: Arch, num_dense: int, num_sparse: int) -> int:
-    """Dense parameters of a NASRec-Small standalone net, counted layer by layer from REFERENCE §2.7."""
+    """Dense parameters of a NASRec-Small standalone net, counted layer by layer from docs/reference.md §2.7."""
     widths, rows, total = [num_dense], [num_sparse], 0
     for block in arch.blocks:
         din = sum(widths[j] for j in set(block.dense_idx))

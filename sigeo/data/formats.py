@@ -1,4 +1,4 @@
-"""The three raw CTR formats (REFERENCE §1.2–1.4): columns, table sizes and token rules.
+"""The three raw CTR formats (docs/reference.md §1.2–1.4): columns, table sizes and token rules.
 
 A format turns one chunk of raw columns (Arrow binary arrays, as the CSV reader gives them) into
 ``dense`` (float32, ``log(max(x,0)+1)``), ``sparse`` (hashed ids, 0 = missing) and ``label``, plus a
@@ -111,7 +111,7 @@ def first_failures(
 
 
 def dense_transform(values: np.ndarray) -> np.ndarray:
-    """``log(max(x, 0) + 1)`` as float32 (REFERENCE §1.5)."""
+    """``log(max(x, 0) + 1)`` as float32 (docs/reference.md §1.5)."""
     return np.log1p(np.maximum(values, 0).astype(np.float64)).astype(np.float32)
 
 

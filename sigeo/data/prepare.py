@@ -5,7 +5,7 @@ not grow with the file. The split is decided online: each class's rows are cut i
 groups of ten, and each group is dealt 8 train / 1 val / 1 test slots in a seeded random order.
 That gives the reference's stratified 8:1:1 (exact when a class count is a multiple of ten, off by
 at most one group remainder otherwise) without its first pass, its header off-by-one, or its
-rounding-made ninth shard (REFERENCE §1.1). Rows keep their raw order inside each split.
+rounding-made ninth shard (docs/reference.md §1.1). Rows keep their raw order inside each split.
 
 Lines end at ``\n``, ``\r\n`` or a lone ``\r`` (Arrow's rule, and Python's universal newlines as the
 reference's tools read the files); bad rows are reported by their 1-based line number.

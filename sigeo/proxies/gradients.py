@@ -3,8 +3,8 @@
 SiGeo, ZiCo, Fisher–Rao, the training loss and the gradient statistics all read the same
 per-parameter gradients of a few probe batches, so a candidate is back-propagated once per batch,
 not once per proxy. The record owns its gradients: autograd's fresh tensors taken from the
-parameters, or copies, never tensors the model still holds (REFERENCE §5.3.3: the reference kept
-views, which PyTorch overwrote in place), keyed by parameter name (§5.3.2: it keyed by the printed
+parameters, or copies, never tensors the model still holds (docs/reference.md §5.3.3: the reference kept
+views, which PyTorch overwrote in place), keyed by parameter name (docs/reference.md §5.3.2: it keyed by the printed
 module, merging unrelated layers). They keep their own dtype, which is exact; every statistic over
 them is computed in float64.
 """
@@ -269,7 +269,7 @@ class ProbeContext:
     ``loss_fn(model, batch)`` returns the mean loss of a batch; ``params`` (default: every parameter
     with ``requires_grad``) are the ones measured. ``step``, if given, runs after each backward and
     before the gradients are recorded — faithful SiGeo passes gradient clipping plus an optimizer step,
-    so the record holds post-clipping gradients and θ after the last step (REFERENCE §5.1).
+    so the record holds post-clipping gradients and θ after the last step (docs/reference.md §5.1).
     ``accumulate=True`` leaves gradients un-zeroed between and before batches, so each recorded row is
     the running sum (the theory study's faithful mode reproduces the reference's twin network this way).
     ``extras`` carries stage-specific inputs for proxies that need more than gradients.

@@ -1,4 +1,4 @@
-"""One-shot scoring (REFERENCE §4.1): fine-tune the head inside the supernet, then score val log loss.
+"""One-shot scoring (docs/reference.md §4.1): fine-tune the head inside the supernet, then score val log loss.
 
 The fine-tuning and evaluation themselves need the supernet and the data, so the caller provides
 them as ``extras["oneshot"]``, a function returning the validation log loss (lower is better).

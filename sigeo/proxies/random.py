@@ -1,7 +1,7 @@
 """The random baseline: a uniform [0, 1) score drawn from the run's seed and the candidate's hash.
 
 Seeding by the hash makes the score a fixed property of the candidate, so a search is reproducible
-and a candidate met twice keeps its score (the reference drew from an unseeded worker RNG, §5.4).
+and a candidate met twice keeps its score (the reference drew from an unseeded worker RNG, docs/reference.md §5.4).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""SiGeo = zico_coef·Z + fr_coef·F − loss_coef·ℓ (REFERENCE §5.2), with its three components.
+"""SiGeo = zico_coef·Z + fr_coef·F − loss_coef·ℓ (docs/reference.md §5.2), with its three components.
 
 ``proxy.sigeo_mode: fixed`` uses the intended ZiCo term (all elements with σ ≠ 0); ``faithful`` the
-reference's first-element term (§5.3.1). The other faithful traits are the caller's: it passes the
-optimizer ``step`` between probe batches (§5.3.4) and only the head's ``params`` (§5.3.5).
+reference's first-element term (docs/reference.md §5.3.1). The other faithful traits are the caller's: it passes the
+optimizer ``step`` between probe batches (docs/reference.md §5.3.4) and only the head's ``params`` (§5.3.5).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from .registry import register
 def zico_value(moments: GradientMoments, first_only: bool = False) -> float:
     """The ZiCo term over every measured parameter (parameters whose gradient never varies add nothing).
 
-    ``first_only`` reproduces the reference's bug (REFERENCE §5.3.1): each parameter contributes only
+    ``first_only`` reproduces the reference's bug (docs/reference.md §5.3.1): each parameter contributes only
     log(μ/σ) of its first element with σ ≠ 0 instead of the log of the sum over all such elements.
     """
     if first_only:

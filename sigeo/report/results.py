@@ -39,7 +39,7 @@ PathLike = str | os.PathLike
 SUPERNET_FREE = frozenset({"random", "params", "flops"})
 UNITS = {"gpu": ("GPU-days", 86400.0), "cpu": ("CPU-hours", 3600.0)}
 
-#: The paper's published points (REFERENCE §10, read off doc/{criteo,avazu,kdd}-logloss-gpu.png):
+#: The paper's published points (docs/reference.md §10, read off doc/{criteo,avazu,kdd}-logloss-gpu.png):
 #: data set format -> (method, search cost in GPU-days, test log loss).
 PAPER_POINTS: dict[str, list[tuple[str, float, float]]] = {
     "criteo": [

@@ -1,7 +1,7 @@
 """The NASRec search space: architecture choices, their JSON form, hash, sampling and mutation.
 
 A *path* through the supernet picks, for each of the blocks, which earlier outputs feed it
-(macro) and which operators at which widths it runs (micro) (REFERENCE §2.2–2.4). During warm-up a
+(macro) and which operators at which widths it runs (micro) (docs/reference.md §2.2–2.4). During warm-up a
 path may activate several operators per block (any-path); a searchable *architecture* is the
 special case with exactly one dense and one sparse operator per block. Both are :class:`Path`.
 JSON keeps the reference's field names and list order, so its published files load and write back
@@ -21,7 +21,7 @@ import numpy as np
 
 DENSE_DIMS = (16, 32, 64, 128, 256, 512, 768, 1024)
 SPARSE_DIMS = (16, 32, 48, 64)
-MAX_INPUTS = 4  # at most four inputs per list (the count functions of REFERENCE §3.1)
+MAX_INPUTS = 4  # at most four inputs per list (the count functions of docs/reference.md §3.1)
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class Path:
                 raise ValueError(f"block {b}: widths {block.dense_dim}/{block.sparse_dim} outside the space")
         return self
 
-    # --- JSON (REFERENCE §2.8) -----------------------------------------------------------------
+    # --- JSON (docs/reference.md §2.8) -----------------------------------------------------------------
     def to_dict(self, score: float | None = None) -> dict[str, Any]:
         """The reference's JSON layout; ``score`` becomes its ``test_loss`` field (the search criterion)."""
         out: dict[str, Any] = {
@@ -226,7 +226,7 @@ class Path:
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ValueError(f"{path}: not a valid architecture JSON: {exc}") from exc
 
-    # --- hash (the reference's tokenizer, REFERENCE §4.2) --------------------------------------
+    # --- hash (the reference's tokenizer, docs/reference.md §4.2) --------------------------------------
     def hash(self) -> str:
         """Digits of multi-hot/one-hot encodings of every choice: equal iff the choices are equal."""
         n, s = self.num_blocks, self.space
@@ -248,7 +248,7 @@ class Path:
         return "".join(str(d) for d in digits)
 
 
-# --- sampling (REFERENCE §3.1) -----------------------------------------------------------------
+# --- sampling (docs/reference.md §3.1) -----------------------------------------------------------------
 def count(rng: np.random.Generator, n: int, rule: str) -> int:
     """How many inputs/operators an any-path block takes out of ``n`` candidates."""
     if rule == "uniform":
@@ -313,7 +313,7 @@ def sample_path(
 
 
 def sample_architecture(rng: np.random.Generator, space: SearchSpace, num_blocks: int) -> Path:
-    """A search candidate: any-path inputs with the uniform count, single-path operators (REFERENCE §3.1)."""
+    """A search candidate: any-path inputs with the uniform count, single-path operators (docs/reference.md §3.1)."""
     return sample_path(rng, space, num_blocks, macro="any", micro="single", rule="uniform")
 
 
@@ -322,7 +322,7 @@ def full_path(space: SearchSpace, num_blocks: int) -> Path:
     return sample_path(rng, space, num_blocks, "full", "full")
 
 
-# --- mutation (REFERENCE §4.3) -----------------------------------------------------------------
+# --- mutation (docs/reference.md §4.3) -----------------------------------------------------------------
 _MACRO_KEYS = ("dense_idx", "sparse_idx", "dense_left_idx", "dense_right_idx")
 _MICRO_KEYS = ("active_nodes", "dense_dim", "sparse_dim", "interact", "deep_fm")
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 EMBED_DIM = 16
-INTERACT_ROWS = 8  # the dense->sparse merger adds 8 rows of 16 (REFERENCE §2.5)
+INTERACT_ROWS = 8  # the dense->sparse merger adds 8 rows of 16 (docs/reference.md §2.5)
 ATTN_HEADS = 8
 ATTN_LN_INIT = 0.17
 
@@ -50,14 +50,14 @@ class Stem(nn.Module):
         return self.embedding(sparse + self.offsets)
 
     def reset_parameters(self) -> None:
-        """Xavier-normal per feature table, as if each were its own ``nn.Embedding`` (REFERENCE §3.2)."""
+        """Xavier-normal per feature table, as if each were its own ``nn.Embedding`` (docs/reference.md §3.2)."""
         with torch.no_grad():
             for offset, size in zip(self.table_offsets, self.table_sizes, strict=True):
                 nn.init.xavier_normal_(self.embedding.weight[offset : offset + size])
 
 
 def init_weights(model: nn.Module) -> None:
-    """REFERENCE §3.2: Linear xavier-uniform + zero bias, attention matrices xavier-uniform and
+    """docs/reference.md §3.2: Linear xavier-uniform + zero bias, attention matrices xavier-uniform and
     vectors zero, LayerNorm default except the attention ones at 0.17, embeddings xavier-normal."""
     for module in model.modules():
         if isinstance(module, nn.Linear):

@@ -1,4 +1,4 @@
-"""Path sampling strategies for supernet warm-up, with the reference's full-path mixing (REFERENCE §3.1)."""
+"""Path sampling strategies for supernet warm-up, with the reference's full-path mixing (docs/reference.md §3.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A standalone network built from one architecture, for final training (REFERENCE §2.7).
+"""A standalone network built from one architecture, for final training (docs/reference.md §2.7).
 
 Only the chosen operators exist, at exactly the chosen widths; only the selected inputs are
 concatenated (no zero padding, no masks). Projections are skipped where widths already match, as the

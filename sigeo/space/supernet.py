@@ -1,4 +1,4 @@
-"""The NASRec weight-sharing supernet (REFERENCE §2.5–2.6), built eagerly at maximum width.
+"""The NASRec weight-sharing supernet (docs/reference.md §2.5–2.6), built eagerly at maximum width.
 
 Every layer is sized for the zero-padded concatenation of all of a block's candidate inputs, as in
 the reference, but a forward pass only touches what the path selects: the selected inputs' live

@@ -1,4 +1,4 @@
-"""The paper's theory experiment (Section 5.2; REFERENCE §8): do early-training statistics rank MLPs?
+"""The paper's theory experiment (Section 5.2; docs/reference.md §8): do early-training statistics rank MLPs?
 
 Two-layer MLPs (input → h → classes, ReLU) of many widths and random inits are trained with SGD.
 At each warm-up level p the probe takes ``probe_batches`` (4) consecutive batches starting at batch

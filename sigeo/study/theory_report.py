@@ -36,7 +36,7 @@ CHECKS_NOTE = (
     "interval over runs lies above the threshold, FAILs when below, and is INCONCLUSIVE otherwise"
 )
 
-# README table of NasRec-SiGeo (REFERENCE §8): level -> statistic -> (Spearman, Kendall) vs test loss.
+# README table of NasRec-SiGeo (docs/reference.md §8): level -> statistic -> (Spearman, Kendall) vs test loss.
 README_CORRELATIONS: dict[float, dict[str, tuple[float, float]]] = {
     0.0: {"loss": (0.30, 0.21), "fisher_rao": (-0.31, -0.21), "grad_abs_mean": (-0.48, -0.34)},
     0.1: {"loss": (0.71, 0.52), "fisher_rao": (-0.61, -0.44), "grad_abs_mean": (-0.54, -0.40)},
