@@ -158,7 +158,7 @@ def bench_sigeo(workdir: Path, n: int, paper_oneshot: int) -> None:
     scorer = CandidateScorer(net, dataset, ["sigeo"], probe, data, torch.device("cpu"))
     rng = np.random.default_rng(1)
     archs = [sample_architecture(rng, SMALL, 7) for _ in range(n)]
-    flops = np.mean([sigeo.search.standalone_size(a, 13, 26)["flops"] for a in archs])
+    flops = np.mean([sigeo.search.standalone_size(a, 13, 26)["flops_2x_all_blocks"] for a in archs])
     scorer.score(archs[0])  # warm caches and allocator
     rss_before = rss_mb("VmRSS")
     peak_rss_reset()
@@ -359,7 +359,7 @@ def bench_ea(workdir: Path, n: int, threads: int) -> None:
           f"{seconds / scored:.3f} s per candidate; the whole search {seconds / scored * total / 60:.1f} min ({what}; "
           "target <= 30 min)")  # fmt: skip
     with open(workdir / "ea" / "records.partial.csv", newline="") as fh:
-        flops = [float(row["flops"]) for row in csv.DictReader(fh)]
+        flops = [float(row["flops_2x_all_blocks"]) for row in csv.DictReader(fh)]
     print(f"  mean MFLOPs/sample: {np.mean(flops[:init]) / 1e6:.2f} in the initial population, "
           f"{np.mean(flops[-init:]) / 1e6:.2f} in the last {min(len(flops), init)} candidates scored")  # fmt: skip
     speed_after = linear_gflops()

@@ -43,5 +43,7 @@ rule export:
         runtime=10,
     params:
         top_k=config["search"]["top_k"],
+        export_from=config["search"]["export_from"],
+        history_top_k=config["search"]["history_top_k"],
     script:
         "../workflow/scripts/export.py"

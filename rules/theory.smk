@@ -5,8 +5,11 @@ from sigeo.study.mnist import mnist_files
 from sigeo.study.theory import TheorySettings
 
 THEORY = TheorySettings.from_config(config)
-# the probes draw nothing at random; theory.seed stands for the whole study
-THEORY_PROBE = replace(ProbeSettings.from_config(config), seed=THEORY.seed)
+# the probes draw nothing at random; theory.seed stands for the whole study. The notebook's ZiCo sums
+# all elements: theory.mode, not proxy.sigeo_mode, decides which of its traits the probe copies.
+THEORY_PROBE = replace(
+    ProbeSettings.from_config(config), seed=THEORY.seed, sigeo_mode="fixed"
+)
 
 
 rule theory_data:

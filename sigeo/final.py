@@ -35,7 +35,7 @@ from .data.store import Dataset, Split
 from .errors import SigeoError
 from .io import atomic_path, read_json, write_json
 from .space.choice import Path as Architecture
-from .space.subnet import StandaloneNet
+from .space.subnet import StandaloneNet, nasrec_mflops
 from .train import (
     Batch,
     Checkpointer,
@@ -230,7 +230,7 @@ def train_model(
             "val": None,
             "test": None,
             **param_count(model),
-            "flops_per_sample": flops_per_sample(model, to_device(val_split.batch(0, 64), device), predict),
+            "flops_2x_all_blocks": flops_per_sample(model, to_device(val_split.batch(0, 64), device), predict),
         }
         return finish(model, exc.state, metrics, out_dir, checkpointer)
     model.eval()
@@ -243,7 +243,7 @@ def train_model(
         "val": evaluate(predict, val_split, settings.eval_batch_size, device),
         "test": evaluate(predict, dataset.split("test"), settings.eval_batch_size, device),
         **param_count(model),
-        "flops_per_sample": flops_per_sample(model, to_device(val_split.batch(0, 64), device), predict),
+        "flops_2x_all_blocks": flops_per_sample(model, to_device(val_split.batch(0, 64), device), predict),
     }
     return finish(model, state, metrics, out_dir, checkpointer)
 
@@ -289,9 +289,16 @@ def train_final(
     out_dir: str | os.PathLike,
     device: torch.device,
 ) -> dict:
-    """Train ``arch`` from scratch as a :class:`StandaloneNet`; outputs as :func:`train_model`."""
-    model = build_standalone(arch, Dataset.open(dataset_dir), settings)
-    return train_model(model, dataset_dir, settings, out_dir, device, {"arch_hash": arch.hash(), "net": settings.net})
+    """Train ``arch`` from scratch as a :class:`StandaloneNet`; outputs as :func:`train_model`, with the
+    network's MFLOPs in NASRec's convention (``mflops_nasrec``) beside the flop counter's figure."""
+    dataset = Dataset.open(dataset_dir)
+    model = build_standalone(arch, dataset, settings)
+    info = {
+        "arch_hash": arch.hash(),
+        "net": settings.net,
+        "mflops_nasrec": nasrec_mflops(arch, dataset.num_dense, dataset.num_sparse),
+    }
+    return train_model(model, dataset_dir, settings, out_dir, device, info)
 
 
 def usable(metrics: Mapping) -> bool:
@@ -323,7 +330,8 @@ def select_best(metric_paths: Sequence[str | os.PathLike], arch_paths: Sequence[
         "test": best["metrics"]["test"],
         "params": best["metrics"]["params"],
         "params_dense": best["metrics"]["params_dense"],
-        "flops_per_sample": best["metrics"]["flops_per_sample"],
+        "flops_2x_all_blocks": best["metrics"]["flops_2x_all_blocks"],
+        "mflops_nasrec": best["metrics"]["mflops_nasrec"],
         "arch": read_json(best["arch"]),
         "model": str(best["path"].with_name(MODEL_FILE)),
         "diverged": len(candidates) - len(finished),

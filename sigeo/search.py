@@ -45,6 +45,10 @@ from .train import clip_grad_norm, logloss, make_optimizer, make_scheduler, to_d
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+#: Size columns of every record: dense #params, FLOPs per sample as torch's flop counter counts them
+#: (2 per multiply-add, every block) and NASRec's MFLOPs (multiply-adds of what reaches the logit).
+SIZE_COLUMNS = ("params", "flops_2x_all_blocks", "mflops_nasrec")
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 
 
@@ -131,13 +135,13 @@ class CandidateScorer:
             self.eval = [to_device(b, device) for b in _take(val.batches(data.eval_batch_size), data.eval_batches)]
 
     def score(self, arch: Architecture) -> dict[str, float]:
-        """All configured proxy scores (with their components), #params and FLOPs per sample."""
+        """All configured proxy scores (with their components), #params and the two FLOP counts per sample."""
         ctx = self.context(arch)
-        return {**score(self.proxies, ctx), **{k: ctx.extras[k] for k in ("params", "flops")}}
+        return {**score(self.proxies, ctx), **{k: ctx.extras[k] for k in SIZE_COLUMNS}}
 
     def cost(self, arch: Architecture) -> float:
         """FLOPs per sample of ``arch``'s network: its scoring cost relative to other candidates."""
-        return standalone_size(arch, self.num_dense, self.num_sparse)["flops"]
+        return standalone_size(arch, self.num_dense, self.num_sparse)["flops_2x_all_blocks"]
 
     def context(self, arch: Architecture) -> ProbeContext:
         """What the proxies see of ``arch``: in ``fixed`` mode every parameter it uses is measured;
@@ -452,23 +456,60 @@ def search(
 
 
 # --- export ---------------------------------------------------------------------------------------
-def export_top(records_csv: str | os.PathLike, proxy: str, top_k: int, out_dir: str | os.PathLike) -> list[dict]:
+EXPORT_FROM = ("history", "all")
+
+
+def history_rows(rows: list[dict], key: Callable[[dict], float], per_generation: int) -> list[dict]:
+    """The reference's history: of each generation's children, the ``per_generation`` best (ties in
+    record order). The initial population (generation 0) is not in it; without children (a random
+    search, no generations) the history is every record."""
+    generations: dict[int, list[dict]] = {}
+    for row in rows:
+        if int(row["generation"]) > 0:
+            generations.setdefault(int(row["generation"]), []).append(row)
+    if not generations:
+        return rows
+    return [
+        row
+        for g in sorted(generations)
+        for row in sorted(generations[g], key=lambda r: (-key(r), int(r["index"])))[:per_generation]
+    ]
+
+
+def export_top(
+    records_csv: str | os.PathLike,
+    proxy: str,
+    top_k: int,
+    out_dir: str | os.PathLike,
+    export_from: str = "all",
+    history_top_k: int = 2,
+) -> list[dict]:
     """The ``top_k`` best distinct architectures as reference-format JSON files ``{rank}.json``.
 
-    Distinct by hash: the reference kept a record only when its score differed from the previous
-    one, which drops different architectures that happen to tie and keeps duplicates whose scores
-    differ by noise. NaN scores rank last. ``test_loss`` holds the minimised criterion, as in the
-    reference's files; ``score`` the proxy's own value.
+    ``export_from``: ``all`` ranks every scored record (the initial population included);
+    ``history`` ranks only the reference's history (:func:`history_rows`, ``history_top_k`` per
+    generation), as its export did. Distinct by hash: the reference kept a record only when its
+    score differed from the previous one, which drops different architectures that happen to tie
+    and keeps duplicates whose scores differ by noise. NaN scores rank last. ``test_loss`` holds the
+    minimised criterion, as in the reference's files; ``score`` the proxy's own value.
     """
+    if export_from not in EXPORT_FROM:
+        raise ConfigError(f"search.export_from must be one of {', '.join(EXPORT_FROM)}, got {export_from!r}")
     higher = get_proxy(proxy).higher_is_better
+
+    def goodness(row: dict) -> float:
+        value = float(row[proxy])
+        return -math.inf if not math.isfinite(value) else (value if higher else -value)
+
     with open(records_csv, newline="") as fh:
         rows = list(csv.DictReader(fh))
+    if export_from == "history":
+        rows = history_rows(rows, goodness, history_top_k)
     best: dict[str, dict] = {}
     for row in rows:
-        value = float(row[proxy])
-        key = -math.inf if not math.isfinite(value) else (value if higher else -value)
+        key = goodness(row)
         if row["hash"] not in best or key > best[row["hash"]]["key"]:
-            best[row["hash"]] = {"key": key, "row": row, "value": value}
+            best[row["hash"]] = {"key": key, "row": row, "value": float(row[proxy])}
     ranked = sorted(best.values(), key=lambda r: (-r["key"], int(r["row"]["index"])))[:top_k]
     if len(ranked) < top_k:
         raise ValueError(f"{records_csv}: only {len(ranked)} distinct architectures for top_k={top_k}")

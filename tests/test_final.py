@@ -18,7 +18,7 @@ from sigeo.data.synthetic import SyntheticSpec, generate
 from sigeo.errors import SigeoError
 from sigeo.final import FinalSettings, epoch_order, select_best, train_final, train_model
 from sigeo.space.choice import SMALL, sample_architecture
-from sigeo.space.subnet import StandaloneNet
+from sigeo.space.subnet import StandaloneNet, standalone_size
 from sigeo.train import base_rate_logloss, clip_grad_norm, evaluate, logloss, make_optimizer, make_scheduler
 
 CPU = torch.device("cpu")
@@ -69,6 +69,9 @@ def test_cosine_in_file_order_without_layer_norm_is_the_papers_training(tiny_dat
     assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
     assert metrics["status"] == "ok" and metrics["stop_reason"] == "schedule_end" and metrics["steps"] == 2 * steps
     assert metrics["net"] == {"use_layernorm": False} and metrics["best"]["step"] == 2 * steps
+    size = standalone_size(arch, dataset.num_dense, dataset.num_sparse)
+    assert metrics["flops_2x_all_blocks"] == size["flops_2x_all_blocks"]
+    assert metrics["mflops_nasrec"] == size["mflops_nasrec"] < metrics["flops_2x_all_blocks"] / 2e6
 
 
 def test_model_pt_reloads_to_the_same_predictions_and_metrics(tiny_data, arch, tmp_path, one_thread):
@@ -221,8 +224,8 @@ def test_layer_norm_switch_sizes_and_the_reference_network_without_it():
                     model = StandaloneNet(arch, 13, [3] * 26, use_layernorm=use_layernorm)
                     batch = (torch.zeros(1, 13), torch.zeros(1, 26, dtype=torch.long))
                     flops = flops_per_sample(model, batch, lambda b, m=model: m(b[0], b[1]))
-                size = {"params": float(param_count(model)["params_dense"]), "flops": float(flops)}
-                assert standalone_size(arch, 13, 26, use_layernorm) == size
+                size = standalone_size(arch, 13, 26, use_layernorm)
+                assert (size["params"], size["flops_2x_all_blocks"]) == (param_count(model)["params_dense"], flops)
                 norms = [n for n, m in model.named_modules() if isinstance(m, torch.nn.LayerNorm)]
                 if not use_layernorm:
                     assert all(n.endswith(("attn_ln1", "attn_ln2")) for n in norms)

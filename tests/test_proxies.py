@@ -92,18 +92,18 @@ def test_every_proxy_matches_the_hand_computed_value():
 def test_sigeo_coefficients_and_components():
     scores = score(["sigeo"], context(settings(zico=2.0, fr=0.5, loss=1.0)))
     assert scores["sigeo"] == pytest.approx(2 * Z_FIXED + 0.5 * F - 2.25, rel=1e-12)
-    assert scores["zico"] == pytest.approx(Z_FIXED) and scores["fisher_rao"] == pytest.approx(F)
-    assert scores["loss"] == 2.25
+    assert scores["sigeo_zico"] == pytest.approx(Z_FIXED) and scores["sigeo_fisher_rao"] == pytest.approx(F)
+    assert scores["sigeo_loss"] == 2.25
 
 
 def test_faithful_sigeo_differs_from_fixed_only_in_the_zico_term():
     fixed = score(["sigeo"], context(settings("fixed")))
     faithful = score(["sigeo"], context(settings("faithful")))
-    assert faithful["zico"] == pytest.approx(Z_FIRST, rel=1e-12)
-    assert fixed["zico"] - faithful["zico"] == pytest.approx(
+    assert faithful["sigeo_zico"] == pytest.approx(Z_FIRST, rel=1e-12)
+    assert fixed["sigeo_zico"] - faithful["sigeo_zico"] == pytest.approx(
         math.log(1 + math.sqrt(13 / 7))  # log((a + b) / a) with a, b the two weight ratios
     )
-    assert faithful["fisher_rao"] == fixed["fisher_rao"] and faithful["loss"] == fixed["loss"]
+    assert faithful["sigeo_fisher_rao"] == fixed["sigeo_fisher_rao"] and faithful["sigeo_loss"] == fixed["sigeo_loss"]
     assert faithful["sigeo"] == pytest.approx(Z_FIRST + F, rel=1e-12)
 
 
@@ -122,10 +122,10 @@ def test_faithful_sigeo_with_optimizer_steps_and_head_only_parameters():
     assert record.names == ("weight",)
     torch.testing.assert_close(record.flat, torch.tensor([[1, 0], [0, -1.2], [-2.92, -2.92]]))
     torch.testing.assert_close(record.theta_flat, torch.tensor([1.192, -0.588]))
-    assert scores["loss"] == pytest.approx(1.46**2, rel=1e-6)
-    assert scores["zico"] == pytest.approx(math.log(3.92 / 3 / math.sqrt(4.1488)), rel=1e-6)
-    assert scores["fisher_rao"] == pytest.approx(math.log(0.13392), rel=1e-5)
-    assert scores["sigeo"] == pytest.approx(scores["zico"] + scores["fisher_rao"], rel=1e-12)
+    assert scores["sigeo_loss"] == pytest.approx(1.46**2, rel=1e-6)
+    assert scores["sigeo_zico"] == pytest.approx(math.log(3.92 / 3 / math.sqrt(4.1488)), rel=1e-6)
+    assert scores["sigeo_fisher_rao"] == pytest.approx(math.log(0.13392), rel=1e-5)
+    assert scores["sigeo"] == pytest.approx(scores["sigeo_zico"] + scores["sigeo_fisher_rao"], rel=1e-12)
 
 
 def test_accumulate_records_running_sums():
@@ -290,10 +290,27 @@ def test_registry_directions_and_registration():
         del PROXIES["test_constant"]
 
 
-def test_own_score_wins_over_a_component_of_the_same_name():
-    scores = score(["sigeo", "zico"], context(settings("faithful")))
-    assert scores["zico"] == pytest.approx(Z_FIXED)
-    assert scores["sigeo"] == pytest.approx(Z_FIRST + F)
+def test_zico_honours_faithful_mode_and_keeps_its_column_beside_sigeo():
+    """Faithful ZiCo is the reference's zero-shot ZiCo: first-element Z minus the last batch's loss (2.25);
+    scored with SiGeo, neither replaces the other's value."""
+    faithful = score(["sigeo", "zico"], context(settings("faithful")))
+    assert faithful["zico"] == pytest.approx(Z_FIRST - 2.25, rel=1e-12)
+    assert faithful["sigeo_zico"] == pytest.approx(Z_FIRST, rel=1e-12)
+    assert faithful["sigeo"] == pytest.approx(Z_FIRST + F, rel=1e-12)
+    fixed = score(["zico", "sigeo"], context(settings("fixed")))
+    assert fixed["zico"] == fixed["sigeo_zico"] == pytest.approx(Z_FIXED, rel=1e-12)
+
+
+def test_a_component_named_like_another_proxys_column_is_an_error():
+    def clashing(ctx):
+        return {"test_clash": 1.0, "zico": 2.0}
+
+    register("test_clash", higher_is_better=True)(clashing)
+    try:
+        with pytest.raises(ValueError, match=r"proxy 'test_clash' returns \['zico'\], already returned"):
+            score(["zico", "test_clash"], context())
+    finally:
+        del PROXIES["test_clash"]
 
 
 def test_settings_from_config_and_bad_mode():
@@ -397,7 +414,7 @@ def test_naswot_matches_numpy_on_a_one_block_supernet():
 
 
 def test_params_flops_random_and_oneshot_read_the_stage_inputs():
-    ctx = context(extras={"params": 1234, "flops": 5678.0, "hash": "0101", "oneshot": lambda: 0.4321})
+    ctx = context(extras={"params": 1234, "flops_2x_all_blocks": 5678.0, "hash": "0101", "oneshot": lambda: 0.4321})
     scores = score(["params", "flops", "random", "oneshot"], ctx)
     assert (scores["params"], scores["flops"], scores["oneshot"]) == (1234.0, 5678.0, 0.4321)
     assert scores["random"] == np.random.default_rng([0, zlib.crc32(b"0101")]).random()
@@ -496,7 +513,7 @@ def test_meco_and_swap_match_numpy_on_a_one_block_supernet():
     272 outputs (16 FC, 16×16 EFC) over the 16 samples, × 272/8. SWAP: distinct unit columns of the
     ReLU codes (FC and EFC)."""
     net, candidate, batch = one_block()
-    ctx = ProbeContext(candidate, [batch], bce, settings(), extras={"flops": 1.0})
+    ctx = ProbeContext(candidate, [batch], bce, settings(), extras={"flops_2x_all_blocks": 1.0})
     layers = numpy_block(net, batch[0], batch[1])
     relu = {k: np.maximum(layers[k], 0) for k in ("fc", "efc")}
     outputs = np.concatenate([relu["fc"], relu["efc"].reshape(16, -1)], axis=1)
@@ -522,7 +539,7 @@ def test_aznas_components_match_numpy_on_a_one_block_supernet():
     with g_out the ±1 draws of a generator seeded like the proxy's; complexity = the FLOPs given."""
     net, candidate, batch = one_block()
     candidate.requires_grad_(False)  # the proxy differentiates whatever the parameters' flags (restored after)
-    ctx = ProbeContext(candidate, [batch], bce, settings(), extras={"flops": 1234.0})
+    ctx = ProbeContext(candidate, [batch], bce, settings(), extras={"flops_2x_all_blocks": 1234.0})
     scores = score(["aznas"], ctx)
     assert not any(p.requires_grad for p in candidate.parameters())
     n = numpy_block(net, batch[0], batch[1])

@@ -79,7 +79,7 @@ def write_runs(tmp_path, device: str = "cpu (2 cores)", bayes: bool = True):
             best = tmp_path / f"w{lv}" / f"{proxy}.json"
             best.write_text(json.dumps({
                 "rank": 1, "val": {"logloss": test - 0.01, "auc": 0.7}, "test": {"logloss": test, "auc": 0.69},
-                "params": 5000, "params_dense": 1000, "flops_per_sample": 2e6, "diverged": 0,
+                "params": 5000, "params_dense": 1000, "flops_2x_all_blocks": 2e6, "mflops_nasrec": 0.6, "diverged": 0,
             }))  # fmt: skip
             keys.append(("demo", "small", lv, proxy, 0))
             files["best"].append(best)
@@ -96,10 +96,12 @@ def test_search_results_table_parses_back(tmp_path):
     back = pd.read_csv(tmp_path / "r.csv")
     assert list(back.columns) == [
         "dataset", "kind", "space", "level", "proxy", "repeat", "method", "rank", "val_logloss", "val_auc",
-        "test_logloss", "test_auc", "params", "params_dense", "flops_per_sample", "warmup_s", "search_s", "train_s",
+        "test_logloss", "test_auc", "params", "params_dense", "flops_2x_all_blocks", "mflops_nasrec", "warmup_s",
+        "search_s", "train_s",
         "device", "cost", "cost_unit", "bayes_logloss", "gap_to_bayes", "learned", "diverged",
     ]  # fmt: skip
     assert list(back["method"]) == ["SiGeo @ 0 %", "random", "SiGeo @ 100 %", "random"]
+    assert list(back["mflops_nasrec"]) == [0.6] * 4 and list(back["flops_2x_all_blocks"]) == [2e6] * 4
     by = back.set_index(["level", "proxy"])
     assert by.loc[(1.0, "sigeo"), "cost"] == pytest.approx((3600 + 360) / 3600)  # CPU-hours
     assert by.loc[(1.0, "random"), "warmup_s"] == 0 and by.loc[(1.0, "random"), "cost"] == pytest.approx(0.1)
@@ -172,7 +174,8 @@ def plant_claim(tmp_path, dataset: str, sigeo: list[float], oneshot: list[float]
             best = root / f"{proxy}_r{r}.json"
             best.write_text(json.dumps({
                 "rank": 0, "val": {"logloss": loss, "auc": 0.7}, "test": {"logloss": loss, "auc": 0.7 - r / 100},
-                "params": 1000 + r, "params_dense": 100, "flops_per_sample": 10.0, "diverged": r,
+                "params": 1000 + r, "params_dense": 100, "flops_2x_all_blocks": 10.0, "mflops_nasrec": 0.5,
+                "diverged": r,
             }))  # fmt: skip
             keys.append((dataset, "small", level, proxy, r))
             files["best"].append(best)
@@ -251,11 +254,11 @@ def test_summary_prints_each_data_sets_verdict_and_the_baselines(tmp_path):
     lr.mkdir()
     (lr / "metrics.json").write_text(json.dumps({
         "baseline": "logreg", "device": "cpu (2 cores)", "val": {"logloss": 0.47, "auc": 0.68},
-        "test": {"logloss": 0.471, "auc": 0.679}, "params": 60, "params_dense": 14, "flops_per_sample": 26.0,
+        "test": {"logloss": 0.471, "auc": 0.679}, "params": 60, "params_dense": 14, "flops_2x_all_blocks": 26.0,
     }))  # fmt: skip
     (lr / "nasrec.json").write_text(json.dumps({
         "status": "diverged", "diverged": {"step": 3, "reason": "non-finite"}, "device": "cpu (2 cores)",
-        "val": None, "test": None, "params": 900, "params_dense": 800, "flops_per_sample": 5e5,
+        "val": None, "test": None, "params": 900, "params_dense": 800, "flops_2x_all_blocks": 5e5, "mflops_nasrec": 0.2,
     }))  # fmt: skip
     baselines = baselines_from(
         [("good", "logreg"), ("good", "nasrec_small")],
@@ -269,6 +272,7 @@ def test_summary_prints_each_data_sets_verdict_and_the_baselines(tmp_path):
     assert base.loc["logreg", "cost"] == pytest.approx(18.0 / 3600) and base.loc["logreg", "train_s"] == 18.0
     assert base.loc["logreg", "gap_to_bayes"] == pytest.approx(0.071) and base.loc["logreg", "diverged"] == 0
     assert math.isnan(base.loc["nasrec_small", "test_logloss"]) and base.loc["nasrec_small", "diverged"] == 1
+    assert math.isnan(base.loc["logreg", "mflops_nasrec"]) and base.loc["nasrec_small", "mflops_nasrec"] == 0.2
     summary = search_summary(table, margin=0.005)
     sections = dict(re.findall(r"## (\w+), small space\n\nClaim \(d\): .*?\*\*(\w+)\*\*", summary))
     assert sections == {"good": "PASS", "bad": "FAIL", "unsure": "INCONCLUSIVE"}

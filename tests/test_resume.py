@@ -118,7 +118,7 @@ def test_kill_and_resume_each_long_job(tmp_path):
     rerun(killed, FINAL)
     resumed_step(log)
     m_whole, m_killed = (json.loads((d / FINAL).read_text()) for d in (whole, killed))
-    for key in ("val", "test", "steps", "rows", "params", "flops_per_sample", "arch_hash", "best", "stop_reason"):
+    for key in ("val", "test", "steps", "rows", "params", "flops_2x_all_blocks", "arch_hash", "best", "stop_reason"):
         assert m_whole[key] == m_killed[key], key
     a, b = (torch.load(d / Path(FINAL).with_name("model.pt"), weights_only=True) for d in (whole, killed))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

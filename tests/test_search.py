@@ -175,7 +175,9 @@ def test_same_config_gives_byte_identical_records_whatever_the_workers_and_a_res
     assert run_rule(tiny_dataset, config, tmp_path / "b" / "records.csv") == first
     assert torch.get_num_threads() == 3
     lines = first.decode().splitlines(keepends=True)
-    assert len(lines) == 1 + 12 and lines[0].startswith("index,generation,hash,arch,sigeo,zico,fisher_rao,loss,params")
+    assert len(lines) == 1 + 12 and lines[0].startswith(
+        "index,generation,hash,arch,sigeo,sigeo_zico,sigeo_fisher_rao,sigeo_loss,params"
+    )
     # a kill after 5 candidates, halfway through writing the 6th line
     out = tmp_path / "c" / "records.csv"
     out.parent.mkdir()
@@ -290,7 +292,7 @@ def test_fixed_and_faithful_sigeo_differ_where_the_reference_does(tiny_dataset):
     state = {k: v.clone() for k, v in net.state_dict().items()}
     dataset = Dataset.open(tiny_dataset)
     fixed = CandidateScorer(net, dataset, ["sigeo"], probe_settings("fixed"), DATA, CPU)
-    faithful = CandidateScorer(net, dataset, ["sigeo"], probe_settings("faithful"), DATA, CPU)
+    faithful = CandidateScorer(net, dataset, ["sigeo", "zico"], probe_settings("faithful"), DATA, CPU)
     arch = sample_architecture(np.random.default_rng(2), SMALL, 2)
 
     ctx = fixed.context(arch)
@@ -303,9 +305,9 @@ def test_fixed_and_faithful_sigeo_differ_where_the_reference_does(tiny_dataset):
     flat = record.flat.double().numpy()  # the float32 gradients, exactly; the maths in float64
     inner = record.theta_flat.double().numpy() @ flat.sum(0)
     scores = fixed.score(arch)
-    assert scores["zico"] == pytest.approx(full_zico(flat, record.sizes), rel=1e-9)
-    assert scores["fisher_rao"] == pytest.approx(math.log(abs(inner) + 1e-10), rel=1e-9)
-    assert scores["sigeo"] == pytest.approx(scores["zico"] + scores["fisher_rao"], rel=1e-12)
+    assert scores["sigeo_zico"] == pytest.approx(full_zico(flat, record.sizes), rel=1e-9)
+    assert scores["sigeo_fisher_rao"] == pytest.approx(math.log(abs(inner) + 1e-10), rel=1e-9)
+    assert scores["sigeo"] == pytest.approx(scores["sigeo_zico"] + scores["sigeo_fisher_rao"], rel=1e-12)
 
     fctx = faithful.context(arch)
     frecord = fctx.gradients()
@@ -323,11 +325,13 @@ def test_fixed_and_faithful_sigeo_differ_where_the_reference_does(tiny_dataset):
         theta = theta - lr * g / (np.sqrt(accumulated) + 1e-2)
     np.testing.assert_allclose(frecord.theta_flat.double().numpy(), theta, rtol=1e-6, atol=1e-9)
     fscores = faithful.score(arch)
-    assert fscores["zico"] == pytest.approx(first_element_zico(fflat, frecord.sizes), rel=1e-6)
+    assert fscores["sigeo_zico"] == pytest.approx(first_element_zico(fflat, frecord.sizes), rel=1e-6)
     finner = frecord.theta_flat.double().numpy() @ fflat.sum(0)
-    assert fscores["fisher_rao"] == pytest.approx(math.log(abs(finner) + 1e-10), rel=1e-6)
+    assert fscores["sigeo_fisher_rao"] == pytest.approx(math.log(abs(finner) + 1e-10), rel=1e-6)
     assert frecord.losses[0] == pytest.approx(record.losses[0], rel=1e-6)  # before any step
-    assert fscores["loss"] == frecord.losses[3] != pytest.approx(record.losses[3], rel=1e-4)  # after three
+    assert fscores["sigeo_loss"] == frecord.losses[3] != pytest.approx(record.losses[3], rel=1e-4)  # after three
+    # faithful ZiCo, scored beside SiGeo: the reference's zero-shot ZiCo, first-element term minus the loss
+    assert fscores["zico"] == pytest.approx(fscores["sigeo_zico"] - frecord.losses[3], rel=1e-12)
     assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
 
 
@@ -381,12 +385,12 @@ def test_oneshot_on_cached_head_features_matches_full_forwards(tiny_dataset):
 
 
 # --- export -------------------------------------------------------------------------------------------
-def write_records(path: Path, proxy: str, rows: list[tuple[Arch, float]]) -> None:
+def write_records(path: Path, proxy: str, rows: list[tuple[Arch, float]], generations: list[int] | None = None) -> None:
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["index", "generation", "hash", "arch", proxy])
         for i, (arch, value) in enumerate(rows):
-            writer.writerow([i, 0, arch.hash(), arch.to_json(), value])
+            writer.writerow([i, generations[i] if generations else 0, arch.hash(), arch.to_json(), value])
 
 
 def strict_json(path: Path) -> dict:
@@ -415,3 +419,35 @@ def test_export_takes_distinct_hashes_in_score_order_nan_last(tmp_path, proxy):
         assert Arch.load(tmp_path / "top" / f"{rank}.json") == arch
     with pytest.raises(ValueError, match="only 5 distinct"):
         export_top(tmp_path / "records.csv", proxy, 6, tmp_path / "more")
+
+
+def test_export_from_history_ranks_only_the_best_children_of_each_generation(tmp_path):
+    """The reference's history: per generation the 2 best children; the initial population never enters."""
+    rng = np.random.default_rng(11)
+    p0, p1, c1, c2, c3, c4, c5, c6, c8, c9 = (sample_architecture(rng, SMALL, 7) for _ in range(10))
+    rows = [
+        (p0, 0.1), (p1, 0.9),  # initial population: p0 is the best of all records
+        (c1, 0.5), (c2, 0.3), (c3, 0.7),  # generation 1 keeps c2, c1
+        (c4, 0.2), (c5, math.nan), (c6, 0.25),  # generation 2 keeps c4, c6 (NaN ranks last)
+        (c8, 0.4), (c1, 0.45), (c9, 0.8),  # generation 3 keeps c8 and c1's better duplicate
+    ]  # fmt: skip
+    write_records(tmp_path / "records.csv", "loss", rows, [0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3])
+    history = export_top(tmp_path / "records.csv", "loss", 5, tmp_path / "h", export_from="history", history_top_k=2)
+    assert [d["hash"] for d in history] == [a.hash() for a in (c4, c6, c2, c8, c1)]
+    assert [d["score"] for d in history] == [0.2, 0.25, 0.3, 0.4, 0.45]
+    everything = export_top(tmp_path / "records.csv", "loss", 4, tmp_path / "a", export_from="all")
+    assert [d["hash"] for d in everything] == [a.hash() for a in (p0, c4, c6, c2)]
+    one = export_top(tmp_path / "records.csv", "loss", 3, tmp_path / "o", export_from="history", history_top_k=1)
+    assert [d["hash"] for d in one] == [a.hash() for a in (c4, c2, c8)]
+    with pytest.raises(ValueError, match="only 5 distinct"):
+        export_top(tmp_path / "records.csv", "loss", 6, tmp_path / "more", export_from="history")
+    with pytest.raises(ConfigError, match=r"search\.export_from must be one of history, all"):
+        export_top(tmp_path / "records.csv", "loss", 1, tmp_path / "bad", export_from="best")
+
+
+def test_export_from_history_of_a_search_without_children_is_every_record(tmp_path):
+    rng = np.random.default_rng(12)
+    a, b, c = (sample_architecture(rng, SMALL, 7) for _ in range(3))
+    write_records(tmp_path / "records.csv", "loss", [(a, 0.3), (b, 0.1), (c, 0.2)])
+    exported = export_top(tmp_path / "records.csv", "loss", 3, tmp_path / "top", export_from="history")
+    assert [d["hash"] for d in exported] == [x.hash() for x in (b, c, a)]

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from sigeo.space.choice import FULL, SMALL, Block, full_path, get_space, mutate, sample_architecture, sample_path
 from sigeo.space.choice import Path as Arch
 from sigeo.space.ops import fm_vector, pairwise_dots
-from sigeo.space.subnet import StandaloneNet, standalone_size
+from sigeo.space.subnet import StandaloneNet, nasrec_mflops, standalone_size
 from sigeo.space.supernet import Candidate, SuperNet
 from sigeo.train import flops_per_sample, param_count
 
@@ -232,8 +232,70 @@ def test_standalone_size_equals_the_built_network_and_the_flop_counter():
                 model = StandaloneNet(arch, 13, [3] * 26)
                 batch = (torch.zeros(1, 13), torch.zeros(1, 26, dtype=torch.long))
                 flops = flops_per_sample(model, batch, lambda b, m=model: m(b[0], b[1]))
-            expected = {"params": float(param_count(model)["params_dense"]), "flops": float(flops)}
-            assert standalone_size(arch, 13, 26) == expected
+            size = standalone_size(arch, 13, 26)
+            assert (size["params"], size["flops_2x_all_blocks"]) == (param_count(model)["params_dense"], flops)
+
+
+#: NASRec's published MFLOPs of its six searched networks (config/nasrec), and this count of them.
+NASREC_PUBLISHED = {
+    "criteo_kaggle_autoctr": (2.20, 2.207808),
+    "criteo_kaggle_xlarge": (1.45, 1.448297),
+    "avazu_kaggle_autoctr": (3.08, 3.0856),
+    "avazu_kaggle_xlarge": (1.87, 1.866816),
+    "kdd_kaggle_autoctr": (3.48, 3.482848),
+    "kdd_kaggle_xlarge": (1.09, 1.079753),
+}
+
+
+@pytest.mark.parametrize("path", REFERENCE_CONFIGS, ids=lambda p: p.stem)
+def test_nasrec_mflops_of_the_published_networks(path):
+    """Within a hundredth of NASRec's figure (its last digit), and well below our 2x-all-blocks count."""
+    name = path.stem.removeprefix("ea_").removesuffix("_best_1shot")
+    published, ours = NASREC_PUBLISHED[name]
+    arch = Arch.load(path)
+    size = standalone_size(arch, *FEATURES[name.split("_")[0]])
+    assert size["mflops_nasrec"] == pytest.approx(ours, abs=1e-9)
+    assert abs(size["mflops_nasrec"] - published) < 0.011
+    assert size["flops_2x_all_blocks"] / 1e6 > 2 * size["mflops_nasrec"]
+
+
+def _live_macs(model: StandaloneNet, batch) -> float:
+    """Multiply-adds of the layers whose outputs the logit depends on, found by autograd (an output with no
+    path to the logit gets no gradient), with the products inside dot-product and attention counted when
+    the layer that reads them is live."""
+    outputs: dict[torch.nn.Module, torch.Tensor] = {}
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: outputs.__setitem__(m, o[0] if isinstance(o, tuple) else o))
+        for m in model.modules()
+        if isinstance(m, (torch.nn.Linear, torch.nn.MultiheadAttention))
+    ]
+    logit = model(*batch)
+    for h in hooks:
+        h.remove()
+    mods = list(outputs)
+    grads = torch.autograd.grad(logit.sum(), [outputs[m] for m in mods], allow_unused=True)
+    live = {m for m, g in zip(mods, grads, strict=True) if g is not None}
+    total = 0.0
+    for m in live:
+        if isinstance(m, torch.nn.MultiheadAttention):
+            rows = outputs[m].shape[1]
+            total += rows * 16 * 48 + rows * 16 * 16 + 2 * rows * rows * 16
+        elif not any(m is a.out_proj for a in live if isinstance(a, torch.nn.MultiheadAttention)):
+            total += m.weight.numel() * outputs[m].numel() / m.out_features / batch[0].shape[0]
+    for block in model.blocks:
+        if block.dense_op == "dp" and block.dp_out in live:
+            total += (block.p + 1) ** 2 * 16
+    return total / 1e6
+
+
+def test_nasrec_mflops_counts_what_reaches_the_logit():
+    rng = np.random.default_rng(7)
+    batch = (torch.randn(2, 13), torch.zeros(2, 26, dtype=torch.long))
+    for space in (SMALL, FULL):
+        for _ in range(6):
+            arch = sample_architecture(rng, space, 7)
+            model = StandaloneNet(arch, 13, [3] * 26)
+            assert nasrec_mflops(arch, 13, 26) == pytest.approx(_live_macs(model, batch), rel=1e-12)
 
 
 @pytest.mark.parametrize("space", [SMALL, FULL])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pandas as pd
@@ -74,7 +75,15 @@ def plain_run(digits: Digits, width: int, repeat: int, settings: TheorySettings,
 
 
 def test_start_batches_of_the_reference():
-    assert [start_batch(level, 469, 4) for level in LEVELS] == [0, 46, 93, 187, 281, 375, 465]
+    assert [start_batch(level, 469, 4) for level in LEVELS] == [
+        0,
+        46,
+        93,
+        187,
+        281,
+        375,
+        464,
+    ]  # 100 %: ⌊469·0.99⌋, as the notebook
 
 
 def test_tiny_study_gives_a_complete_table(digits):
@@ -134,6 +143,20 @@ def test_faithful_mode_probes_after_each_training_step(digits):
         rows = perms[0][3 * 32 : 4 * 32]
         loss = F.cross_entropy(model(torch.from_numpy(digits.x)[rows]), torch.from_numpy(digits.y)[rows])
     assert runs.loc[1, "loss"] == pytest.approx(float(loss), rel=1e-5)
+    # Fisher–Rao over every parameter, biases included: θ after step 3 · Σ_b (running sum of g_0..g_b)
+    grads = []
+    for k in range(4):
+        with torch.no_grad():
+            for p, w in zip(model.parameters(), history[k], strict=True):
+                p.copy_(w)
+        rows = perms[0][k * 32 : (k + 1) * 32]
+        model.zero_grad()
+        F.cross_entropy(model(torch.from_numpy(digits.x)[rows]), torch.from_numpy(digits.y)[rows]).backward()
+        grads.append([p.grad.detach().clone().double() for p in model.parameters()])
+    summed = [sum((4 - k) * grads[k][i] for k in range(4)) for i in range(4)]
+    inner = [float((w.double() * g).sum()) for w, g in zip(history[3], summed, strict=True)]
+    assert runs.loc[1, "fisher_rao"] == pytest.approx(math.log(abs(sum(inner)) + 1e-10), rel=1e-4)
+    assert abs(math.log(abs(inner[0] + inner[2]) + 1e-10) - runs.loc[1, "fisher_rao"]) > 1e-3  # biases matter
     fixed = run_width(digits, 4, tiny(levels=(0.0,)), PROBE)
     assert (runs["zico"] != fixed["zico"]).all() and (runs["test_loss"] != fixed["test_loss"]).all()
 

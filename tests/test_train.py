@@ -161,7 +161,7 @@ def test_final_training_and_selection_on_validation(tiny_data, tmp_path):
         metrics = train_final(arch, tiny_data, settings, tmp_path / str(rank), CPU)
         for split in ("val", "test"):
             assert set(metrics[split]) == {"logloss", "auc", "accuracy", "rows"}
-        assert metrics["flops_per_sample"] > 0 and metrics["params"] > metrics["params_dense"] > 0
+        assert metrics["flops_2x_all_blocks"] > 0 and metrics["params"] > metrics["params_dense"] > 0
         metric_paths.append(tmp_path / str(rank) / "metrics.json")
         arch_paths.append(tmp_path / f"{rank}.json")
     # make the worse-on-val candidate the better one on test: selection must still follow val

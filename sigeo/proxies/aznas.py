@@ -139,7 +139,7 @@ def components(ctx: ProbeContext) -> dict[str, float] | None:
         "aznas_expressivity": float(sum(entropies[1:])),
         "aznas_progressivity": float(steps.min()),
         "aznas_trainability": float(np.mean(terms)),
-        "aznas_complexity": float(ctx.extras["flops"]),
+        "aznas_complexity": float(ctx.extras["flops_2x_all_blocks"]),
     }
 
 

@@ -314,6 +314,24 @@ class ProbeContext:
                 raise
         return self._record
 
+    def restricted(self, names: Sequence[str]) -> ProbeContext:
+        """This context measuring only the parameters ``names``, read from its own gradient record
+        (no second pass: with ``accumulate`` a second pass would add to the gradients again)."""
+        record = self.gradients()
+        keep = [record.names.index(name) for name in names if name in record.names]
+        narrow = ProbeContext(
+            self.model, self.batches, self.loss_fn, self.settings, {n: self.params[n] for n in names}, self.step,
+            self.extras, accumulate=self.accumulate,
+        )  # fmt: skip
+        narrow._record = GradientRecord(
+            tuple(record.names[i] for i in keep),
+            tuple(record.sizes[i] for i in keep),
+            tuple(tuple(row[i] for i in keep) for row in record.batch_grads),
+            tuple(record.thetas[i] for i in keep),
+            record.losses,
+        )
+        return narrow
+
     def moments(self) -> GradientMoments:
         """Per-parameter gradient statistics over the probe batches (shared through the record)."""
         record = self.gradients()

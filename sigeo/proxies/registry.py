@@ -59,19 +59,20 @@ def get_proxy(name: str) -> Proxy:
 def score(names: Sequence[str], ctx: ProbeContext) -> dict[str, float]:
     """Run each named proxy once on ``ctx`` and merge their scores into one dict of floats.
 
-    Proxies may return components (SiGeo returns its ZiCo, Fisher–Rao and loss terms); when a
-    component has the name of a proxy that was also asked for, that proxy's own score wins.
+    Proxies may return components (SiGeo returns its ZiCo, Fisher–Rao and loss terms as
+    ``sigeo_*``); a component named like another proxy's score or component is a programming error,
+    since one column would silently replace the other.
     """
     proxies = [get_proxy(name) for name in names]
     merged: dict[str, float] = {}
-    own: dict[str, float] = {}
     for proxy in proxies:
         try:
             values = {key: float(value) for key, value in proxy.fn(ctx).items()}
         except (FloatingPointError, RuntimeError) as exc:
             log.warning("proxy %s failed on this candidate, scoring nan: %s", proxy.name, exc)
             values = {proxy.name: math.nan}
+        clash = sorted(set(values) & set(merged))
+        if clash:
+            raise ValueError(f"proxy {proxy.name!r} returns {clash}, already returned by another proxy")
         merged.update(values)
-        own[proxy.name] = values[proxy.name]
-    merged.update(own)
     return merged

@@ -1,10 +1,17 @@
-"""ZiCo: Σ_p log Σ_{i: σ_i>0} μ_i/σ_i — high mean-to-spread gradient ratios mark trainable networks."""
+"""ZiCo: Σ_p log Σ_{i: σ_i>0} μ_i/σ_i — high mean-to-spread gradient ratios mark trainable networks.
+
+With ``proxy.sigeo_mode: faithful`` the score is the reference's zero-shot ZiCo instead: its SiGeo
+code with the Fisher–Rao coefficient 0 and the loss coefficient 1, i.e. the first-element term
+minus the last probe batch's loss, measured as faithful SiGeo measures (the caller's head-only
+parameters and optimizer steps).
+"""
 
 from __future__ import annotations
 
 import torch
 
 from .gradients import GradientMoments, ProbeContext
+from .loss import loss_value
 from .registry import register
 
 
@@ -22,4 +29,6 @@ def zico_value(moments: GradientMoments, first_only: bool = False) -> float:
 
 @register("zico", higher_is_better=True)
 def zico(ctx: ProbeContext) -> dict[str, float]:
+    if ctx.settings.sigeo_mode == "faithful":
+        return {"zico": zico_value(ctx.moments(), first_only=True) - loss_value(ctx.gradients())}
     return {"zico": zico_value(ctx.moments())}

@@ -222,7 +222,8 @@ def _figures(doc: dict) -> dict[str, float]:
         "test_auc": test.get("auc", math.nan),
         "params": doc["params"],
         "params_dense": doc["params_dense"],
-        "flops_per_sample": doc["flops_per_sample"],
+        "flops_2x_all_blocks": doc["flops_2x_all_blocks"],
+        "mflops_nasrec": doc.get("mflops_nasrec", math.nan),  # a baseline has no NASRec blocks
     }
 
 
@@ -244,7 +245,8 @@ def method_summary(table: pd.DataFrame) -> pd.DataFrame:
         test_auc=("test_auc", "mean"),
         test_auc_sd=("test_auc", "std"),
         params=("params", "mean"),
-        flops_per_sample=("flops_per_sample", "mean"),
+        flops_2x_all_blocks=("flops_2x_all_blocks", "mean"),
+        mflops_nasrec=("mflops_nasrec", "mean"),
         cost=("cost", "mean"),
         cost_sd=("cost", "std"),
         cost_unit=("cost_unit", "first"),

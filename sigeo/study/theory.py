@@ -2,7 +2,7 @@
 
 Two-layer MLPs (input → h → classes, ReLU) of many widths and random inits are trained with SGD.
 At each warm-up level p the probe takes ``probe_batches`` (4) consecutive batches starting at batch
-⌊B·p⌋ of the first epoch (B batches per epoch; clamped so they fit) and scores a copy of the network with the
+⌊B·min(p, 0.99)⌋ of the first epoch (B batches per epoch; clamped so they fit) and scores a copy of the network with the
 search's own proxy code (ProbeContext + registry); training continues unaffected. After training
 the test loss is the ground truth, and the table reports raw Spearman/Kendall of every statistic
 against it per level, as the paper's README does (``theory_report``).
@@ -14,7 +14,8 @@ shuffling, only faster.
 ``mode: faithful`` reproduces the reference notebook's probe: each probe batch comes right after
 the training step on that batch (a twin network gets the new weights), the twin's gradients are
 never zeroed (they accumulate over all probe batches of all levels), only the weight matrices are
-measured, and the network ends in a ReLU before the softmax. Its other differences do not change
+measured except by Fisher–Rao (θ·Σg over every parameter, biases included, as the notebook takes the
+full gradient vector there), and the network ends in a ReLU before the softmax. Its other differences do not change
 ranks (np.std ddof 0 scales every σ by one constant; log((θ·g)²) = 2·log|θ·g|), and its ignored
 second width is gone here: each run has exactly one width.
 """
@@ -69,9 +70,14 @@ def run_seed(seed: int, width: int, repeat: int) -> int:
     return int(np.random.SeedSequence([seed, width, repeat]).generate_state(1)[0])
 
 
+#: The notebook's "100 %" level starts its probe at 99 % of the first epoch.
+LAST_LEVEL_FRACTION = 0.99
+
+
 def start_batch(level: float, batches_per_epoch: int, probe_batches: int) -> int:
-    """First probe batch of a warm-up level: ⌊B·p⌋, moved back so all probe batches lie in epoch 0."""
-    return min(int(batches_per_epoch * level), batches_per_epoch - probe_batches)
+    """First probe batch of a warm-up level: ⌊B·p⌋ with p at most 0.99 (the notebook's 100 % is
+    ⌊469·0.99⌋ = 464), moved back so all probe batches lie in epoch 0."""
+    return min(int(batches_per_epoch * min(level, LAST_LEVEL_FRACTION)), batches_per_epoch - probe_batches)
 
 
 def _uniform(generator: torch.Generator, shape: tuple[int, ...], bound: float) -> torch.Tensor:
@@ -156,12 +162,14 @@ def run_width(digits: Digits, width: int, settings: TheorySettings, probe: Probe
             rows = [index[r, b * bs : (b + 1) * bs] for b in range(first, first + e)]
             if faithful:
                 batches = [(x[i], y[i], [s[r] for s in snapshots[first + k]]) for k, i in enumerate(rows)]
-                measured = {name: p for name, p in twin.named_parameters() if name.endswith("weight")}
-                ctx = ProbeContext(twin, batches, _follow_training, probe, params=measured, accumulate=True)
+                every = ProbeContext(twin, batches, _follow_training, probe, accumulate=True)
+                weights = every.restricted([name for name in every.params if name.endswith("weight")])
+                by_weights = score([s for s in STATISTICS if s != "fisher_rao"], weights)
+                scores[r, level] = {**by_weights, **score(["fisher_rao"], every)}
             else:
                 _load(twin, [p[r] for p in params])
                 ctx = ProbeContext(twin, [(x[i], y[i]) for i in rows], _cross_entropy, probe)
-            scores[r, level] = score(STATISTICS, ctx)
+                scores[r, level] = score(STATISTICS, ctx)
 
     for epoch in range(settings.epochs):
         index = torch.stack([torch.randperm(n, generator=g) for g in generators])

@@ -43,7 +43,7 @@ README_CORRELATIONS: dict[float, dict[str, tuple[float, float]]] = {
     0.2: {"loss": (0.79, 0.61), "fisher_rao": (-0.70, -0.52), "grad_abs_mean": (-0.57, -0.42)},
     0.4: {"loss": (0.80, 0.61), "fisher_rao": (-0.71, -0.53), "grad_abs_mean": (-0.58, -0.43)},
     0.6: {"loss": (0.82, 0.63), "fisher_rao": (-0.71, -0.52), "grad_abs_mean": (-0.58, -0.44)},
-    0.8: {"loss": (0.83, 0.64), "fisher_rao": (-0.70, -0.51), "grad_abs_mean": (-0.58, -0.44)},
+    0.8: {"loss": (0.83, 0.64), "fisher_rao": (-0.71, -0.51), "grad_abs_mean": (-0.58, -0.44)},
     1.0: {"loss": (0.85, 0.66), "fisher_rao": (-0.69, -0.51), "grad_abs_mean": (-0.59, -0.44)},
 }
 

@@ -12,5 +12,7 @@ run(
         snakemake.wildcards.proxy,
         snakemake.params.top_k,
         Path(snakemake.output.top[0]).parent,
+        snakemake.params.export_from,
+        snakemake.params.history_top_k,
     ),
 )
