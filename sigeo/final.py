@@ -10,6 +10,10 @@ epoch by default), the rate cut on a plateau, a stop after ``patience`` evaluati
 best, and the best-on-validation weights kept. ``cosine`` is the paper's: ``epochs`` passes in file
 order under a fixed warm-up + cosine schedule, the last weights kept.
 
+With ``final.retrain_on_trainval`` the winner is then trained again from scratch on train followed
+by val (:func:`retrain_final`, a view of the two memory-mapped splits) for the epochs its train-only
+run took, as the paper does before it reports test figures; that model becomes the found one.
+
 A run whose training loss stops being finite, or whose validation log loss exceeds
 ``divergence_factor`` × the base rate's, is reported as diverged (``status``, ``diverged`` with its
 step and reason, null ``val`` and ``test``) rather than failing its job; :func:`select_best` never
