@@ -72,8 +72,15 @@ def download_param(key):
 
 
 def stage_config(stage):
-    """The config sections a stage reads (so editing another section does not rerun it)."""
-    return {key: config[key] for key in STAGE_KEYS[stage]}
+    """The config sections a stage reads (so editing another section does not rerun it). Without
+    final.retrain_on_trainval, which only adds a job: turning it on keeps every training up to date.
+    """
+    sections = {key: config[key] for key in STAGE_KEYS[stage]}
+    if "final" in sections:
+        sections["final"] = {
+            k: v for k, v in sections["final"].items() if k != "retrain_on_trainval"
+        }
+    return sections
 
 
 def repeat_stage(stage):
@@ -112,6 +119,16 @@ def search_mem_mb(wildcards):
     return supernet_mem_mb(
         DATASETS[wildcards.dataset], wildcards.space, config, copies=1
     )
+
+
+def retrained_metrics(wildcards):
+    """select_best's wait for the winner's retraining on train + val (none unless final.retrain_on_trainval)."""
+    if not config["final"]["retrain_on_trainval"]:
+        return []
+    w = wildcards
+    return [
+        f"results/final/{w.dataset}/{w.space}/w{w.level}/{w.proxy}{w.repeat}/trainval/metrics.json"
+    ]
 
 
 def final_mem_mb(wildcards):

@@ -24,6 +24,42 @@ rule train_final:
         "../workflow/scripts/train_final.py"
 
 
+# The winner (select_best's choice, made again here from the same files) trained on train + val for the
+# epochs its train-only run took; only with final.retrain_on_trainval, when select_best waits for it.
+rule retrain_best:
+    input:
+        metrics=expand(
+            "results/final/{{dataset}}/{{space}}/w{{level}}/{{proxy}}{{repeat}}/{rank}/metrics.json",
+            rank=RANKS,
+        ),
+        archs=expand(
+            "results/search/{{dataset}}/{{space}}/w{{level}}/{{proxy}}{{repeat}}/top/{rank}.json",
+            rank=RANKS,
+        ),
+        meta="results/data/{dataset}/meta.json",
+    output:
+        metrics="results/final/{dataset}/{space}/w{level}/{proxy}{repeat}/trainval/metrics.json",
+        train_log="results/final/{dataset}/{space}/w{level}/{proxy}{repeat}/trainval/train_log.csv",
+        model="results/final/{dataset}/{space}/w{level}/{proxy}{repeat}/trainval/model.pt",
+        arch="results/final/{dataset}/{space}/w{level}/{proxy}{repeat}/trainval/arch.json",
+    log:
+        "logs/retrain_best/{dataset}/{space}/w{level}/{proxy}{repeat}.log",
+    benchmark:
+        "benchmarks/retrain_best/{dataset}/{space}/w{level}/{proxy}{repeat}.tsv"
+    priority: 1
+    conda:
+        "../envs/cpu.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=final_mem_mb,
+        runtime=1440,
+    params:
+        stage=repeat_stage("train_final"),
+    script:
+        "../workflow/scripts/retrain_best.py"
+
+
 rule select_best:
     input:
         metrics=expand(
@@ -38,6 +74,7 @@ rule select_best:
             "results/search/{{dataset}}/{{space}}/w{{level}}/{{proxy}}{{repeat}}/top/{rank}.json",
             rank=RANKS,
         ),
+        retrained=retrained_metrics,
     output:
         best="results/final/{dataset}/{space}/w{level}/{proxy}{repeat}/best.json",
     log:

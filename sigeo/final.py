@@ -10,6 +10,10 @@ epoch by default), the rate cut on a plateau, a stop after ``patience`` evaluati
 best, and the best-on-validation weights kept. ``cosine`` is the paper's: ``epochs`` passes in file
 order under a fixed warm-up + cosine schedule, the last weights kept.
 
+With ``final.retrain_on_trainval`` the winner is then trained again from scratch on train followed
+by val (:func:`retrain_final`, a view of the two memory-mapped splits) for the epochs its train-only
+run took, as the paper does before it reports test figures; that model becomes the found one.
+
 A run whose training loss stops being finite, or whose validation log loss exceeds
 ``divergence_factor`` × the base rate's, is reported as diverged (``status``, ``diverged`` with its
 step and reason, null ``val`` and ``test``) rather than failing its job; :func:`select_best` never
@@ -23,7 +27,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +35,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .data.store import Dataset, Split
+from .data.store import ConcatSplit, Dataset, Split
 from .errors import SigeoError
 from .io import atomic_path, read_json, write_json
 from .space.choice import Path as Architecture
@@ -119,18 +123,13 @@ def epoch_order(rows: int, block_rows: int, seed: int, epoch: int) -> np.ndarray
     return np.concatenate(pieces)
 
 
-def read_rows(split: Split, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def read_rows(split: Split | ConcatSplit, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The given rows of a split in memory, in ascending order (reads stay sequential)."""
-    rows = np.sort(rows)
-    return (
-        np.asarray(split.dense[rows], dtype=np.float32),
-        np.asarray(split.sparse[rows], dtype=np.int64),
-        np.asarray(split.label[rows], dtype=np.float32),
-    )
+    return split.take(np.sort(rows))
 
 
 def training_batches(
-    train: Split, settings: FinalSettings, steps_per_epoch: int, total: int, device: torch.device
+    train: Split | ConcatSplit, settings: FinalSettings, steps_per_epoch: int, total: int, device: torch.device
 ) -> Callable[[int], Iterator[Batch]]:
     """``batches(first_step)`` for :func:`train_loop`: file order without ``shuffle_block_rows``."""
     size = settings.batch_size
@@ -145,6 +144,37 @@ def training_batches(
                 yield to_device(read_rows(train, order[index * size : (index + 1) * size]), device)
 
     return batches
+
+
+def training_split(dataset: Dataset, settings: FinalSettings) -> Split:
+    """The rows a final training learns from: ``train``, or its first ``max_train_rows``."""
+    train = dataset.split("train")
+    return train.head(settings.max_train_rows) if settings.max_train_rows else train
+
+
+def epoch_steps(rows: int, settings: FinalSettings, dataset_dir: str | os.PathLike) -> int:
+    """Full batches in an epoch of ``rows`` rows; an error when not even one fits."""
+    steps = rows // settings.batch_size
+    if steps == 0:
+        raise SigeoError(f"{dataset_dir}: {rows} training rows, fewer than one batch of {settings.batch_size}")
+    return steps
+
+
+def loop_settings(settings: FinalSettings, **changes) -> TrainSettings:
+    """The training loop's settings for the recipe of ``settings`` (``changes``: the per-run ones)."""
+    loop = TrainSettings(
+        settings.lr,
+        settings.batch_size,
+        checkpoint_minutes=settings.checkpoint_minutes,
+        log_every=settings.log_every,
+        mixed_precision=settings.mixed_precision,
+        schedule=settings.schedule,
+        plateau_factor=settings.plateau_factor,
+        plateau_patience=settings.plateau_patience,
+        patience=settings.patience,
+        embedding_l2=settings.embedding_l2,
+    )
+    return replace(loop, **changes)
 
 
 def train_model(
@@ -162,44 +192,19 @@ def train_model(
     diverged run is reported in ``metrics.json`` (``model.pt`` then holds the weights it stopped
     with) and returned, not raised.
     """
-    out_dir = Path(out_dir)
     dataset = Dataset.open(dataset_dir)
     model = model.to(device)
-    train = dataset.split("train")
-    if settings.max_train_rows:
-        train = train.head(settings.max_train_rows)
-    steps_per_epoch = len(train) // settings.batch_size
-    if steps_per_epoch == 0:
-        raise SigeoError(f"{dataset_dir}: {len(train)} training rows, fewer than one batch of {settings.batch_size}")
-    total = steps_per_epoch * settings.epochs_to_run
+    train = training_split(dataset, settings)
+    steps_per_epoch = epoch_steps(len(train), settings, dataset_dir)
     base = base_rate_logloss(dataset.meta["positive_rate"]["train"])
     limit = settings.divergence_factor * base
     val_split = dataset.split("val")
 
-    def predict(batch: Batch) -> torch.Tensor:
-        return model(batch[0], batch[1])
-
     def validate(_: int) -> dict[str, float]:
-        metrics = evaluate(predict, val_split, settings.eval_batch_size, device)
+        metrics = evaluate(lambda batch: model(batch[0], batch[1]), val_split, settings.eval_batch_size, device)
         return {"logloss": metrics["logloss"], "auc": metrics["auc"]}
 
-    loop = TrainSettings(
-        settings.lr,
-        settings.batch_size,
-        checkpoint_minutes=settings.checkpoint_minutes,
-        log_every=settings.log_every,
-        mixed_precision=settings.mixed_precision,
-        schedule=settings.schedule,
-        eval_every=settings.eval_every or steps_per_epoch,
-        plateau_factor=settings.plateau_factor,
-        plateau_patience=settings.plateau_patience,
-        patience=settings.patience,
-        embedding_l2=settings.embedding_l2,
-        divergence_logloss=limit,
-    )
-    checkpointer = Checkpointer(out_dir / "resume.pt", settings.checkpoint_minutes * 60)
-    log.info("final training (%s): up to %d steps of %d on %s", settings.schedule, total, settings.batch_size,
-             device_name(device))  # fmt: skip
+    loop = loop_settings(settings, eval_every=settings.eval_every or steps_per_epoch, divergence_logloss=limit)
     head = {
         **(info or {}),
         "schedule": settings.schedule,
@@ -207,6 +212,49 @@ def train_model(
         "base_rate_logloss": base,
         "divergence_logloss": limit,
     }
+    total = steps_per_epoch * settings.epochs_to_run
+    return fit(model, dataset, train, settings, loop, total, steps_per_epoch, device, out_dir, head, validate)
+
+
+def fit(
+    model: nn.Module,
+    dataset: Dataset,
+    train: Split | ConcatSplit,
+    settings: FinalSettings,
+    loop: TrainSettings,
+    total: int,
+    steps_per_epoch: int,
+    device: torch.device,
+    out_dir: str | os.PathLike,
+    head: Mapping[str, object],
+    validate: Callable[[int], dict[str, float]] | None = None,
+) -> dict:
+    """Train ``model`` (on ``device``) for up to ``total`` steps over ``train`` and write its outputs
+    (:func:`finish`): ``val`` and ``test`` figures at the end, ``val`` null without ``validate``
+    (a retraining that learned from the validation rows)."""
+    out_dir = Path(out_dir)
+
+    def predict(batch: Batch) -> torch.Tensor:
+        return model(batch[0], batch[1])
+
+    test_split = dataset.split("test")
+
+    def report(state: LoopState, status: str, diverged: dict | None, val: dict | None, test: dict | None) -> dict:
+        return {
+            **head,
+            "status": status,
+            "diverged": diverged,
+            **progress(state, steps_per_epoch),
+            "device": device_name(device),
+            "val": val,
+            "test": test,
+            **param_count(model),
+            "flops_2x_all_blocks": flops_per_sample(model, to_device(test_split.batch(0, 64), device), predict),
+        }
+
+    checkpointer = Checkpointer(out_dir / "resume.pt", settings.checkpoint_minutes * 60)
+    log.info("final training (%s): up to %d steps of %d over %d rows on %s", loop.schedule, total,
+             settings.batch_size, len(train), device_name(device))  # fmt: skip
     try:
         state = train_loop(
             model,
@@ -221,31 +269,12 @@ def train_model(
         )
     except TrainingDiverged as exc:
         log.warning("diverged at step %d: %s", exc.step, exc.reason)
-        metrics = {
-            **head,
-            "status": "diverged",
-            "diverged": {"step": exc.step, "reason": exc.reason},
-            **progress(exc.state, steps_per_epoch),
-            "device": device_name(device),
-            "val": None,
-            "test": None,
-            **param_count(model),
-            "flops_2x_all_blocks": flops_per_sample(model, to_device(val_split.batch(0, 64), device), predict),
-        }
+        metrics = report(exc.state, "diverged", {"step": exc.step, "reason": exc.reason}, None, None)
         return finish(model, exc.state, metrics, out_dir, checkpointer)
     model.eval()
-    metrics = {
-        **head,
-        "status": "ok",
-        "diverged": None,
-        **progress(state, steps_per_epoch),
-        "device": device_name(device),
-        "val": evaluate(predict, val_split, settings.eval_batch_size, device),
-        "test": evaluate(predict, dataset.split("test"), settings.eval_batch_size, device),
-        **param_count(model),
-        "flops_2x_all_blocks": flops_per_sample(model, to_device(val_split.batch(0, 64), device), predict),
-    }
-    return finish(model, state, metrics, out_dir, checkpointer)
+    val = None if validate is None else evaluate(predict, dataset.split("val"), settings.eval_batch_size, device)
+    test = evaluate(predict, test_split, settings.eval_batch_size, device)
+    return finish(model, state, report(state, "ok", None, val, test), out_dir, checkpointer)
 
 
 def progress(state: LoopState, steps_per_epoch: int) -> dict:
@@ -309,10 +338,91 @@ def usable(metrics: Mapping) -> bool:
     return loss is not None and math.isfinite(loss)
 
 
-def select_best(metric_paths: Sequence[str | os.PathLike], arch_paths: Sequence[str | os.PathLike]) -> dict:
+@dataclass(frozen=True)
+class Replay:
+    """What a retraining on train + val repeats of the selected run, having no validation left to stop it.
+
+    ``epochs``: the epochs the run trained to the weights it was tested with (under ``plateau`` to its
+    best validation, under ``cosine`` its whole schedule, whose last weights it keeps). ``cuts``: the
+    epochs at which its plateau schedule cut the rate on the way there. Epochs, not steps, because
+    train + val holds more rows than train: the paper's retraining is one pass over train + val where
+    the selection trained one pass over train.
+    """
+
+    epochs: float
+    cuts: tuple[float, ...] = ()
+
+    @classmethod
+    def of(cls, metrics: Mapping, source: str | os.PathLike) -> Replay:
+        """The replay of a final training from its ``metrics.json`` (read from ``source``)."""
+        per_epoch = metrics["steps_per_epoch"]
+        if metrics["schedule"] == "cosine":
+            return cls(metrics["steps"] / per_epoch)
+        best = metrics["best"]
+        cuts = []
+        for entry in metrics["curve"]:
+            if entry["step"] >= best["step"]:
+                break
+            if "lr_after" not in entry:
+                raise SigeoError(f"{source}: its validation curve lacks 'lr_after' (the rate each validation left), "
+                                 "so its plateau schedule cannot be repeated; delete it to train it again")  # fmt: skip
+            if entry["lr_after"] < entry["lr"]:
+                cuts.append(entry["step"] / per_epoch)
+        return cls(best["step"] / per_epoch, tuple(cuts))
+
+    def steps(self, steps_per_epoch: int) -> tuple[int, tuple[int, ...]]:
+        """The retraining's step count (at least one) and the steps of its rate cuts, for epochs of that many steps."""
+        return max(1, round(self.epochs * steps_per_epoch)), tuple(round(c * steps_per_epoch) for c in self.cuts)
+
+
+def retrain_final(
+    arch: Architecture,
+    dataset_dir: str | os.PathLike,
+    settings: FinalSettings,
+    replay: Replay,
+    out_dir: str | os.PathLike,
+    device: torch.device,
+) -> dict:
+    """Train ``arch`` from scratch on train followed by val (the rows :func:`train_final` learns from,
+    then the whole validation split) for ``replay``'s epochs, and test it; outputs as :func:`train_model`.
+
+    The recipe is the selection run's: ``cosine`` runs its schedule over the replayed epochs,
+    ``plateau`` becomes ``stepped`` (its warm-up and rate, cut where the selection run's was). The
+    model's ``metrics.json`` has ``trained_on: train+val``, ``replay`` and a null ``val``.
+    """
+    dataset = Dataset.open(dataset_dir)
+    trainval = ConcatSplit((training_split(dataset, settings), dataset.split("val")))
+    steps_per_epoch = epoch_steps(len(trainval), settings, dataset_dir)
+    total, cuts = replay.steps(steps_per_epoch)
+    schedule = "cosine" if settings.schedule == "cosine" else "stepped"
+    loop = loop_settings(settings, schedule=schedule, lr_cuts=cuts)
+    head = {
+        "arch_hash": arch.hash(),
+        "net": settings.net,
+        "trained_on": "train+val",
+        "train_rows": len(trainval),
+        "replay": {"epochs": replay.epochs, "lr_cut_epochs": list(replay.cuts), "lr_cut_steps": list(cuts)},
+        "schedule": schedule,
+        "steps_per_epoch": steps_per_epoch,
+    }
+    model = build_standalone(arch, dataset, settings).to(device)
+    return fit(model, dataset, trainval, settings, loop, total, steps_per_epoch, device, out_dir, head)
+
+
+def select_best(
+    metric_paths: Sequence[str | os.PathLike],
+    arch_paths: Sequence[str | os.PathLike],
+    retrained: str | os.PathLike | None = None,
+) -> dict:
     """The candidate with the lowest validation log loss, with its test figures, architecture and
     ``model.pt``; diverged candidates (or any without a finite validation log loss) are skipped and
-    counted. Fails when every candidate diverged."""
+    counted. Fails when every candidate diverged.
+
+    ``retrained``: the ``metrics.json`` of the winner retrained on train + val (:func:`retrain_final`).
+    It then is the found model: ``test`` and ``model`` are its, ``found_model`` says ``train+val``,
+    and ``train_only`` keeps the selection run's test figures and weights; ``trainval`` holds the
+    retraining's (null without one). A retraining that diverged leaves the train-only model the found one.
+    """
     candidates = []
     for rank, (m_path, a_path) in enumerate(zip(metric_paths, arch_paths, strict=True)):
         m = read_json(m_path)
@@ -323,17 +433,34 @@ def select_best(metric_paths: Sequence[str | os.PathLike], arch_paths: Sequence[
     if not finished:
         raise SigeoError(f"all {len(candidates)} candidates diverged, none to select: {metric_paths[0]} ...")
     best = min(finished, key=lambda c: c["metrics"]["val"]["logloss"])
+    metrics = best["metrics"]
+    train_only = {
+        "trained_on": "train",
+        "val": metrics["val"],
+        "test": metrics["test"],
+        "model": str(best["path"].with_name(MODEL_FILE)),
+        "epochs": metrics["epochs"],
+        "best_epoch": (metrics["best"] or {}).get("epoch"),
+        "steps": metrics["steps"],
+    }
+    trainval = None if retrained is None else retraining(retrained, metrics["arch_hash"])
+    found = trainval if trainval is not None and trainval["status"] == "ok" else train_only
+    if trainval is not None and found is train_only:
+        log.warning("the retraining on train+val (%s) diverged: the train-only model stays the found model", retrained)
     return {
         "selected_by": "val logloss",
         "rank": best["rank"],
-        "val": best["metrics"]["val"],
-        "test": best["metrics"]["test"],
-        "params": best["metrics"]["params"],
-        "params_dense": best["metrics"]["params_dense"],
-        "flops_2x_all_blocks": best["metrics"]["flops_2x_all_blocks"],
-        "mflops_nasrec": best["metrics"]["mflops_nasrec"],
+        "found_model": found["trained_on"],
+        "val": metrics["val"],
+        "test": found["test"],
+        "params": metrics["params"],
+        "params_dense": metrics["params_dense"],
+        "flops_2x_all_blocks": metrics["flops_2x_all_blocks"],
+        "mflops_nasrec": metrics.get("mflops_nasrec"),
         "arch": read_json(best["arch"]),
-        "model": str(best["path"].with_name(MODEL_FILE)),
+        "model": found["model"],
+        "train_only": train_only,
+        "trainval": trainval,
         "diverged": len(candidates) - len(finished),
         "candidates": [
             {
@@ -343,4 +470,20 @@ def select_best(metric_paths: Sequence[str | os.PathLike], arch_paths: Sequence[
             }
             for c in candidates
         ],
+    }
+
+
+def retraining(path: str | os.PathLike, arch_hash: str) -> dict:
+    """``best.json``'s summary of a retraining on train + val, checked to be of the selected architecture."""
+    metrics = read_json(path)
+    if metrics.get("arch_hash") != arch_hash:
+        raise SigeoError(f"{path}: retrained another architecture than the one selected (arch_hash differs)")
+    return {
+        "trained_on": metrics["trained_on"],
+        "status": metrics["status"],
+        "test": metrics["test"],
+        "model": str(Path(path).with_name(MODEL_FILE)),
+        "epochs": metrics["replay"]["epochs"],
+        "steps": metrics["steps"],
+        "rows": metrics["train_rows"],
     }

@@ -8,7 +8,8 @@ a bad row is counted and reported by its line number as ``prepare`` reports it. 
 and predicted in batches, so memory stays flat whatever the file's size; the CSV appears only when
 complete.
 
-A model is named by a ``best.json`` (select_best's choice), a ``model.pt`` (the state dict of a
+A model is named by a ``best.json`` (select_best's choice: its found model, the retraining on train +
+val when there is one), a ``model.pt`` (the state dict of a
 :class:`~sigeo.space.subnet.StandaloneNet`, with its ``metrics.json`` beside it and its
 architecture JSON), or a ``model.pt2`` (the exported program, :mod:`sigeo.export`). Anything that
 does not fit — a missing file, an architecture or table sizes that differ from the weights, a
@@ -82,8 +83,12 @@ def default_meta(model_path: str | os.PathLike) -> Path:
 
 
 def default_arch(weights: str | os.PathLike) -> Path:
-    """The architecture JSON final training read for ``results/final/<d>/<s>/w<l>/<p>/<rank>/model.pt``:
+    """The architecture JSON of a ``model.pt``: an ``arch.json`` beside it (a retraining on train + val
+    keeps one), else the one final training read for ``results/final/<d>/<s>/w<l>/<p>/<rank>/model.pt``:
     ``results/search/<d>/<s>/w<l>/<p>/top/<rank>.json``."""
+    beside = Path(weights).with_name("arch.json")
+    if beside.is_file():
+        return beside
     parts, final = _workflow_layout(Path(weights))
     return Path(*parts[:final], "search", *parts[final + 1 : -2], "top", f"{parts[-2]}.json")
 
@@ -92,12 +97,14 @@ def selected_model(best_path: str | os.PathLike, best: dict) -> Path:
     """The ``model.pt`` a ``best.json`` selected.
 
     ``best["model"]`` is relative to the folder select_best ran in; where that path does not resolve
-    from here (or best.json predates the key), the layout's ``<folder of best.json>/<rank>/model.pt``.
+    from here, its own folder (``<rank>`` or ``trainval``) beside ``best.json``; where best.json
+    predates the key, the layout's ``<folder of best.json>/<rank>/model.pt``.
     """
     named = best.get("model")
-    if named is not None and Path(named).is_file():
-        return Path(named)
-    return Path(best_path).parent / str(best["rank"]) / "model.pt"
+    if named is None:
+        return Path(best_path).parent / str(best["rank"]) / "model.pt"
+    named = Path(named)
+    return named if named.is_file() else Path(best_path).parent / named.parent.name / named.name
 
 
 def load_standalone(weights: Path, arch: Architecture, net_kwargs: dict, meta: dict, meta_path: Path) -> nn.Module:

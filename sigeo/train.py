@@ -9,6 +9,7 @@ few minutes and resume to the same weights as an uninterrupted run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -36,7 +37,7 @@ ADAGRAD_EPS = 1e-2
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-SCHEDULES = ("cosine", "plateau")
+SCHEDULES = ("cosine", "plateau", "stepped")
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,10 @@ class TrainSettings:
     validation log loss, a stop after ``patience`` such evaluations, and the best-on-validation
     weights restored at the end (FuxiCTR's and BARS's practice), after the same linear warm-up over
     ``warmup_fraction`` of the first epoch: Adagrad's first steps move every weight by about the
-    full rate whatever its gradient, which without a warm-up swings the logits by tens.
+    full rate whatever its gradient, which without a warm-up swings the logits by tens. ``stepped``
+    = plateau's warm-up and constant rate, cut by ``plateau_factor`` at each step of ``lr_cuts``
+    and never by validation: it repeats a plateau run's rate where there is no validation to watch
+    (the retraining on train + val). Each plateau validation records ``lr_after``, the rate it left.
     ``eval_every``: steps between calls of ``validate`` (0: only after the last step).
     ``embedding_l2``: weight of the squared L2 norm of the distinct embedding rows a batch looks up
     (a penalty on the whole tables would make every sparse update dense). ``divergence_logloss``: a
@@ -71,6 +75,7 @@ class TrainSettings:
     embedding_l2: float = 0.0
     divergence_logloss: float | None = None
     lr_min: float = LR_MIN  # where the cosine ends; a warm-up keeps learning to its last step with a floor
+    lr_cuts: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -258,6 +263,16 @@ def train_loop(
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, factor=settings.plateau_factor, patience=settings.plateau_patience, threshold=0.0
         )
+    elif settings.schedule == "stepped":
+        factor = functools.partial(
+            stepped_factor,
+            warmup_steps=int((steps_per_epoch or 0) * settings.warmup_fraction),
+            start=LR_MIN / settings.lr,
+            cuts=settings.lr_cuts,
+            cut=settings.plateau_factor,
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        warmup, warmup_steps = None, 0
     else:
         scheduler = make_scheduler(optimizer, total_steps, int(total_steps * settings.warmup_fraction), settings.lr_min)
         warmup, warmup_steps = None, 0
@@ -318,6 +333,7 @@ def train_loop(
         else:
             state.bad_evals += 1
         scheduler.step(result["logloss"])
+        entry["lr_after"] = optimizer.param_groups[0]["lr"]
         return state.bad_evals >= settings.patience
 
     model.train()
@@ -373,6 +389,13 @@ def train_loop(
     if best_weights is not None:
         model.load_state_dict(best_weights)
     return state
+
+
+def stepped_factor(step: int, warmup_steps: int, start: float, cuts: tuple[int, ...], cut: float) -> float:
+    """The ``stepped`` schedule's multiple of the peak rate at ``step``: the plateau schedule's linear
+    warm-up from ``start`` over ``warmup_steps``, times ``cut`` for every step of ``cuts`` reached."""
+    warm = start + (1.0 - start) * min(step, warmup_steps) / warmup_steps if warmup_steps > 0 else 1.0
+    return warm * cut ** sum(1 for at in cuts if step >= at)
 
 
 @torch.no_grad()

@@ -14,10 +14,12 @@ import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from conftest import ROOT, run_snakemake, tiny_config, write_config, write_tiny_mnist
 from scipy import stats
 
+from sigeo.predict import load_model
 from sigeo.space.choice import Path as Architecture
 from sigeo.space.choice import get_space, sample_architecture
 
@@ -29,8 +31,10 @@ EXPORTED = "results/search/tiny/small/w0.5/sigeo/top/0.json"
 
 
 def config_for(workdir: Path) -> dict:
+    """The tiny config, the winner retrained on train + val (the paper's protocol) as the found model."""
     config = tiny_config(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))
     config["theory"]["mnist_dir"] = str(workdir / "mnist")
+    config["final"]["retrain_on_trainval"] = True
     return config
 
 
@@ -90,10 +94,11 @@ def test_with_no_visible_gpu_every_gpu_rule_runs_on_cpu_and_says_so(runs):
         *logs.glob("warmup/**/*.log"),
         *logs.glob("search/**/*.log"),
         *logs.glob("train_final/**/*.log"),
+        *logs.glob("retrain_best/**/*.log"),
         *logs.glob("correlation/*/*/train_subnet/*.log"),
         *logs.glob("correlation/*/*/score_subnets/*.log"),
     ]
-    assert len(gpu_jobs) == 2 + 1 + 1 + 3 * 2 + 2  # the correlation subnets train with two seeds
+    assert len(gpu_jobs) == 2 + 1 + 1 + 1 + 3 * 2 + 2  # the correlation subnets train with two seeds
     for log in gpu_jobs:
         assert "no GPU visible; running on CPU" in log.read_text(), log
 
@@ -161,6 +166,32 @@ def test_search_results(runs):
     assert mpimg.imread(workdir / "results/plots/tiny_logloss_vs_cost.png").shape[:2] == (780, 840)  # no paper panel
 
 
+def test_the_found_model_is_the_winner_retrained_on_train_and_val(runs):
+    """select_best's winner (the only rank) trained again on the 512 training rows and all of val for the epoch
+    its train-only run took; best.json, the search results and predict all name that model."""
+    workdir = runs[0]
+    final = workdir / "results/final/tiny/small/w0.5/sigeo"
+    best = json.loads((final / "best.json").read_text())
+    retrained = json.loads((final / "trainval/metrics.json").read_text())
+    val_rows = json.loads((workdir / "results/data/tiny/meta.json").read_text())["rows"]["val"]
+    assert retrained["train_rows"] == 512 + val_rows and retrained["trained_on"] == "train+val"
+    assert retrained["replay"]["epochs"] == 1.0 and retrained["steps"] == (512 + val_rows) // 256
+    assert best["found_model"] == "train+val"
+    assert best["model"] == "results/final/tiny/small/w0.5/sigeo/trainval/model.pt"
+    assert best["test"] == retrained["test"] == best["trainval"]["test"]
+    assert best["train_only"]["model"] == "results/final/tiny/small/w0.5/sigeo/0/model.pt"
+    assert best["train_only"]["test"] == json.loads((final / "0/metrics.json").read_text())["test"]
+    assert Architecture.load(final / "trainval/arch.json").hash() == Architecture.load(workdir / EXPORTED).hash()
+    row = pd.read_csv(workdir / "results/tables/search_results.csv").iloc[0]
+    assert row["found_model"] == "train+val" and row["test_logloss"] == row["test_logloss_trainval"]
+    assert row["test_logloss_trainval"] == pytest.approx(retrained["test"]["logloss"])
+    assert row["test_logloss_train_only"] == pytest.approx(best["train_only"]["test"]["logloss"])
+    assert "test_logloss_trainval" in (workdir / "results/tables/search_results.md").read_text()
+    model = load_model(final / "best.json", workdir / "results/data/tiny/meta.json")
+    saved = torch.load(final / "trainval/model.pt", weights_only=True)
+    assert all(torch.equal(v, saved[k]) for k, v in model.net.state_dict().items())
+
+
 def test_two_runs_from_scratch_give_identical_tables(runs):
     a, b = runs
     names = sorted(p.relative_to(a) for p in (a / "results/tables").iterdir())
@@ -203,7 +234,8 @@ def test_a_lost_output_or_an_edited_intermediate_reruns_exactly_its_dependents(r
     other = sample_architecture(np.random.default_rng(1), get_space("small"), num_blocks=2)
     assert other.hash() != Architecture.load(exported).hash()
     exported.write_text(json.dumps(other.to_dict(score=0.0), indent=2))
-    assert planned(workdir) == {"train_final": 1, "select_best": 1, "search_results": 1, "search_plot": 1, "all": 1}
+    assert planned(workdir) == {"train_final": 1, "retrain_best": 1, "select_best": 1, "search_results": 1,
+                                "search_plot": 1, "all": 1}  # fmt: skip
     shutil.copy2(saved / exported.name, exported)
     assert planned(workdir) == {}
 

@@ -38,6 +38,7 @@ def test_profile_applies_to_the_workflow(tmp_path, demo_config, profile, applied
 def test_slurm_profile_asks_one_gpu_for_each_gpu_rule():
     per_rule = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())["set-resources"]
     rules = gpu_rules()
-    assert {"warmup", "search", "train_final", "train_baseline", "train_subnet", "train_subnet_seed"} <= rules
+    assert {"warmup", "search", "train_final", "retrain_best", "train_baseline"} <= rules
+    assert {"train_subnet", "train_subnet_seed"} <= rules
     assert {rule: per_rule.get(rule, {}).get("gpu") for rule in rules} == dict.fromkeys(rules, 1)
     assert not any("slurm_extra" in resources for resources in per_rule.values())  # the plugin rejects GPU flags there

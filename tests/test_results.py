@@ -96,10 +96,14 @@ def test_search_results_table_parses_back(tmp_path):
     back = pd.read_csv(tmp_path / "r.csv")
     assert list(back.columns) == [
         "dataset", "kind", "space", "level", "proxy", "repeat", "method", "rank", "val_logloss", "val_auc",
-        "test_logloss", "test_auc", "params", "params_dense", "flops_2x_all_blocks", "mflops_nasrec", "warmup_s",
-        "search_s", "train_s",
-        "device", "cost", "cost_unit", "bayes_logloss", "gap_to_bayes", "learned", "diverged",
+        "test_logloss", "test_auc", "params", "params_dense", "flops_2x_all_blocks", "mflops_nasrec",
+        "found_model",
+        "test_logloss_train_only", "test_auc_train_only", "test_logloss_trainval", "test_auc_trainval", "warmup_s",
+        "search_s", "train_s", "device", "cost", "cost_unit", "bayes_logloss", "gap_to_bayes", "learned", "diverged",
     ]  # fmt: skip
+    # a best.json of a train-only selection: its test figures are the train-only model's, no retraining
+    assert (back["found_model"] == "train").all() and back["test_logloss_trainval"].isna().all()
+    assert (back["test_logloss_train_only"] == back["test_logloss"]).all()
     assert list(back["method"]) == ["SiGeo @ 0 %", "random", "SiGeo @ 100 %", "random"]
     assert list(back["mflops_nasrec"]) == [0.6] * 4 and list(back["flops_2x_all_blocks"]) == [2e6] * 4
     by = back.set_index(["level", "proxy"])
@@ -109,6 +113,23 @@ def test_search_results_table_parses_back(tmp_path):
     assert by.loc[(0.0, "sigeo"), "gap_to_bayes"] == pytest.approx(0.05)
     assert "\\begin{tabular}" in (tmp_path / "r.tex").read_text()
     assert "SiGeo @ 100 %" in (tmp_path / "r.md").read_text()
+
+
+def test_a_retrained_winner_is_the_rows_found_model_with_both_results_beside(tmp_path):
+    runs = write_runs(tmp_path)[:1]
+    doc = json.loads(Path(runs[0].best).read_text())
+    train_only = {"trained_on": "train", "test": doc["test"]}
+    trainval = {"trained_on": "train+val", "status": "ok", "test": {"logloss": 0.44, "auc": 0.71}}
+    Path(runs[0].best).write_text(json.dumps({**doc, "found_model": "train+val", "test": trainval["test"],
+                                              "train_only": train_only, "trainval": trainval}))  # fmt: skip
+    row = search_results(runs).iloc[0]
+    assert row["found_model"] == "train+val" and row["test_logloss"] == 0.44 and row["test_auc"] == 0.71
+    assert (row["test_logloss_trainval"], row["test_auc_trainval"]) == (0.44, 0.71)
+    assert (row["test_logloss_train_only"], row["test_auc_train_only"]) == (0.45, 0.69)
+    assert row["gap_to_bayes"] == pytest.approx(0.04)  # of the found model
+    summary = method_summary(search_results(runs)).iloc[0]
+    assert summary["found_model"] == "train+val"
+    assert (summary["test_logloss_train_only"], summary["test_logloss_trainval"]) == (0.45, 0.44)
 
 
 def test_gpu_runs_are_costed_in_gpu_days_and_real_data_has_no_bayes_gap(tmp_path):

@@ -36,7 +36,7 @@ def test_dry_run_of_the_paper_config(tmp_path, demo_config):
         (tmp_path / "data" / "mnist" / name).touch()
     proc = run_snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile", str(ROOT / "config" / "paper.yaml"))
     out = proc.stdout
-    for rule, count in (("warmup", 24), ("search", 36), ("train_final", 540), ("prepare", 3)):
+    for rule, count in (("warmup", 24), ("search", 36), ("train_final", 540), ("retrain_best", 36), ("prepare", 3)):
         assert any(line.split() == [rule, str(count)] for line in out.splitlines()), out
     assert "synthesize" not in out  # the demo's synthetic data set is not part of the paper's run
 

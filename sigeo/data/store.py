@@ -85,6 +85,52 @@ class Split:
         for start in range(start_batch * batch_size, stop, batch_size):
             yield self.batch(start, min(start + batch_size, n))
 
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The given rows (ascending, so reads of the memory map stay sequential) in memory, as :meth:`batch`."""
+        return (
+            np.asarray(self.dense[rows], dtype=np.float32),
+            np.asarray(self.sparse[rows], dtype=np.int64),
+            np.asarray(self.label[rows], dtype=np.float32),
+        )
+
+
+@dataclass(frozen=True)
+class ConcatSplit:
+    """Splits read one after the other as one, without copying a row: train followed by val is the
+    training data of the final retraining, which has no validation left.
+
+    Row ``i`` is row ``i`` of the first part, then the rows of the second part follow, and so on.
+    """
+
+    parts: tuple[Split, ...]
+
+    def __len__(self) -> int:
+        return sum(len(part) for part in self.parts)
+
+    def _offsets(self) -> np.ndarray:
+        return np.cumsum([0, *(len(part) for part in self.parts)])
+
+    def batch(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows ``start:stop`` across the parts, as :meth:`Split.batch`."""
+        offsets = self._offsets()
+        pieces = [
+            part.batch(max(start - low, 0), min(stop, high) - low)
+            for part, low, high in zip(self.parts, offsets[:-1], offsets[1:], strict=True)
+            if start < high and stop > low
+        ]
+        return _concatenate(pieces)
+
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The given rows (ascending) across the parts, as :meth:`Split.take`."""
+        offsets = self._offsets()
+        bounds = np.searchsorted(rows, offsets)
+        pieces = [part.take(rows[bounds[i] : bounds[i + 1]] - offsets[i]) for i, part in enumerate(self.parts)]
+        return _concatenate(pieces)
+
+
+def _concatenate(pieces: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return tuple(np.concatenate(arrays) for arrays in zip(*pieces, strict=True))  # type: ignore[return-value]
+
 
 @dataclass(frozen=True)
 class Dataset:

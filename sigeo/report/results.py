@@ -7,6 +7,11 @@ their search counts. Cost of a baseline = its training job's seconds (it is not 
 costs is its training). The unit follows the device the job ran on: GPU-days on a GPU, CPU-hours
 (wall-clock) on a CPU, as the paper plots GPU-days.
 
+A search row's test figures are its found model's (``found_model``): with
+``final.retrain_on_trainval`` the selected architecture retrained on train + val (what the paper
+reports), else the one trained on train; both models' test figures stand beside them
+(``test_*_train_only``, ``test_*_trainval``). Baselines are trained on train.
+
 Each search runs ``search.repeats`` times with different seeds; the table has a row per repeat and
 the summary the mean and spread per method, so that methods are compared on more than one draw each.
 """
@@ -167,6 +172,7 @@ def search_results(runs: Sequence[RunFiles], baselines: Sequence[BaselineFiles] 
                 "method": method_label(r.proxy, r.level, r.space if r.dataset in several else None),
                 "rank": best["rank"],
                 **_figures(best),
+                **_both_models(best),
                 "warmup_s": warmup_s,
                 "search_s": search_s,
                 "train_s": math.nan,
@@ -197,6 +203,7 @@ def search_results(runs: Sequence[RunFiles], baselines: Sequence[BaselineFiles] 
                 "method": baseline_label(b.name),
                 "rank": math.nan,
                 **_figures(metrics),
+                **_both_models({"test": metrics["test"]}),
                 "warmup_s": math.nan,
                 "search_s": math.nan,
                 "train_s": train_s,
@@ -227,12 +234,28 @@ def _figures(doc: dict) -> dict[str, float]:
     }
 
 
+def _both_models(best: dict) -> dict[str, object]:
+    """Which model the row's test figures are (``found_model``: ``train`` or ``train+val``), and the test
+    figures of both: the selected architecture trained on train only and retrained on train + val
+    (empty without a retraining). A best.json without the split (or a baseline) is a train-only model."""
+    train_only = (best.get("train_only") or best)["test"] or {}
+    trainval = ((best.get("trainval") or {}).get("test")) or {}
+    return {
+        "found_model": best.get("found_model", "train"),
+        "test_logloss_train_only": train_only.get("logloss", math.nan),
+        "test_auc_train_only": train_only.get("auc", math.nan),
+        "test_logloss_trainval": trainval.get("logloss", math.nan),
+        "test_auc_trainval": trainval.get("auc", math.nan),
+    }
+
+
 METHOD_KEYS = ["dataset", "kind", "space", "proxy", "level", "method"]
 
 
 def method_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per method (search at a level, or baseline): repeats, mean and SD over repeats of test log loss,
-    AUC and cost, mean size, the Bayes gap of the mean, whether its warm-up learned, diverged trainings.
+    AUC and cost (of the found model, ``found_model``; the means of both models' test log loss beside),
+    mean size, the Bayes gap of the mean, whether its warm-up learned, diverged trainings.
 
     The SD is the sample SD (ddof 1), empty with one repeat. Runs whose metrics are empty (diverged)
     are left out of the means and counted in ``diverged``.
@@ -244,6 +267,9 @@ def method_summary(table: pd.DataFrame) -> pd.DataFrame:
         test_logloss_sd=("test_logloss", "std"),
         test_auc=("test_auc", "mean"),
         test_auc_sd=("test_auc", "std"),
+        found_model=("found_model", "first"),
+        test_logloss_train_only=("test_logloss_train_only", "mean"),
+        test_logloss_trainval=("test_logloss_trainval", "mean"),
         params=("params", "mean"),
         flops_2x_all_blocks=("flops_2x_all_blocks", "mean"),
         mflops_nasrec=("mflops_nasrec", "mean"),
