@@ -132,7 +132,7 @@ def test_the_parent_is_the_best_sampled_member_in_the_proxys_direction(tmp_path,
     real_mutate = sigeo.search.mutate
     monkeypatch.setattr(sigeo.search, "mutate", lambda rng, arch: (parents.append(arch), real_mutate(rng, arch))[1])
     values = iter([0.3, 0.9, math.nan, 0.1, 0.5, 0.7, 0.2])
-    settings = ea(init_population=6, sample_size=6, n_childs=1, n_generations=1)
+    settings = ea(init_population=6, sample_size=6, n_childs=1, n_generations=1, max_nan_fraction=1.0)
     history = run_search(lambda arch: {criterion: next(values)}, "small", 3, criterion, settings,
                          RecordLog(tmp_path / "records.csv"))  # fmt: skip
     best = history[3] if criterion == "loss" else history[1]  # 0.1 is lowest, 0.9 highest; NaN is never best
