@@ -30,6 +30,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+WORK=$(realpath -m "$WORK")  # the config's lock folder inside it must be absolute
 PY=${PYTHON:-python}
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 [ "$ON_CPU" = 1 ] && export CUDA_VISIBLE_DEVICES=""
