@@ -76,7 +76,8 @@ def download_param(key):
 
 def job_config(key):
     """config[key] as the jobs get it: ``devices`` without the GPU rules' conda environment, which
-    changes how a job starts, not what it computes (so editing it reruns nothing)."""
+    changes how a job starts, not what it computes (under --sdm conda Snakemake's software-env
+    trigger still reruns the jobs whose environment changed)."""
     if key == "devices":
         return {k: v for k, v in config["devices"].items() if k != "conda_env_gpu"}
     return config[key]
