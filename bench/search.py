@@ -19,6 +19,9 @@
    workers' time for the same population is when its last candidate finishes (with the costliest
    started first, the first candidates to finish are not the first in seeded order).
 
+With ``--device cuda`` the supernet lives on the GPU and every candidate is scored there (the EA with one
+worker, as the search rule does on a GPU); the memory figure is then the GPU's peak allocation.
+
 With ``--matmul-precision high|medium`` (the config's ``devices.matmul_precision``) everything runs at that
 precision, and 1 also scores its candidates with exact float32 products and prints the time ratio and the
 rank agreement (Kendall tau, Spearman) and largest relative difference of the SiGeo scores.
@@ -28,7 +31,7 @@ distinct embedding row, the worst case for memory); 4 generates the demo data se
 
     python bench/search.py [--candidates 20] [--ea-candidates 256] [--paper-oneshot 1] [--oneshot-candidates 8]
                             [--workdir /tmp/sigeo-bench]
-                            [--matmul-precision highest]
+                            [--matmul-precision highest] [--device cpu]
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ import sigeo.search
 from sigeo.config import ROOT, load_config
 from sigeo.data.formats import CRITEO_TABLE_SIZES, get_format
 from sigeo.data.store import Dataset
+from sigeo.devices import device_label
 from sigeo.proxies import ProbeSettings, score
 from sigeo.search import CandidateScorer, ProbeData, RecordLog, SearchSettings, Workers, run_search, scoring_workers
 from sigeo.space.choice import SMALL, get_space, sample_architecture
@@ -144,24 +148,28 @@ def probe_split(scorer: CandidateScorer, arch) -> dict[str, float]:
     }
 
 
-def bench_sigeo(workdir: Path, n: int, paper_oneshot: int) -> None:
+def bench_sigeo(workdir: Path, n: int, paper_oneshot: int, device: torch.device) -> None:
     dataset = write_random_dataset(workdir / "criteo-random", {"train": 300_000, "val": 1_230_000, "test": 8})
     torch.manual_seed(0)
     started = time.perf_counter()
-    net = SuperNet(SMALL, 13, dataset.table_sizes)
+    with torch.device(device):
+        net = SuperNet(SMALL, 13, dataset.table_sizes)
     params = sum(p.numel() for p in net.parameters())
     print(f"supernet: {params / 1e6:.1f} M parameters ({params * 4 / 2**30:.2f} GiB), built in "
           f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
     probe = ProbeSettings(zico_coef=1, fr_coef=1, loss_coef=0, sigeo_mode="fixed", seed=0)
     data = ProbeData(probe_batches=4, probe_batch_size=512, finetune_steps=50, finetune_lr=0.04, eval_batches=5,
                      eval_batch_size=8192)  # fmt: skip
-    scorer = CandidateScorer(net, dataset, ["sigeo"], probe, data, torch.device("cpu"))
+    scorer = CandidateScorer(net, dataset, ["sigeo"], probe, data, device)
     rng = np.random.default_rng(1)
     archs = [sample_architecture(rng, SMALL, 7) for _ in range(n)]
     flops = np.mean([sigeo.search.standalone_size(a, 13, 26)["flops_2x_all_blocks"] for a in archs])
     scorer.score(archs[0])  # warm caches and allocator
     rss_before = rss_mb("VmRSS")
     peak_rss_reset()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        gpu_before = torch.cuda.memory_allocated(device) / 2**20
     best_total, best_parts = np.inf, None
     for _ in range(2):  # the machine is shared: the better of two passes
         start = time.perf_counter()
@@ -189,6 +197,11 @@ def bench_sigeo(workdir: Path, n: int, paper_oneshot: int) -> None:
           f"{(REFERENCE_BUILD_S + REFERENCE_MATHS_S) / (build + probing):.0f}x")  # fmt: skip
     print(f"  RSS: {rss_before:.0f} MB before scoring (the supernet's parameters are {params * 4 / 2**20:.0f} MB), "
           f"peak {peak:.0f} MB while scoring (+{peak - rss_before:.0f} MB)", flush=True)  # fmt: skip
+    if device.type == "cuda":
+        gpu_peak = torch.cuda.max_memory_allocated(device) / 2**20
+        print(f"  GPU memory: {gpu_before:.0f} MB allocated before scoring, peak {gpu_peak:.0f} MB while scoring "
+              f"(+{gpu_peak - gpu_before:.0f} MB); the parts above are host-side times of asynchronous kernels",
+              flush=True)  # fmt: skip
     precision = torch.get_float32_matmul_precision()
     if precision != "highest":
         print_agreement(scorer, archs, precision)
@@ -197,7 +210,7 @@ def bench_sigeo(workdir: Path, n: int, paper_oneshot: int) -> None:
         if count == 0:
             continue
         setting = ProbeData(4, 512, steps, 0.04, batches, 8192)
-        oneshot = CandidateScorer(net, dataset, ["oneshot"], probe, setting, torch.device("cpu"))
+        oneshot = CandidateScorer(net, dataset, ["oneshot"], probe, setting, device)
         start = time.perf_counter()
         for arch in archs[:count]:
             oneshot.score(arch)
@@ -226,7 +239,7 @@ def uncached_oneshot(scorer: CandidateScorer, arch) -> float:
     return total / rows
 
 
-def bench_oneshot(workdir: Path, n: int) -> None:
+def bench_oneshot(workdir: Path, n: int, device: torch.device) -> None:
     sizes = [1000] * 26
     root = workdir / "small-random"
     if not (root / "meta.json").exists():
@@ -241,11 +254,12 @@ def bench_oneshot(workdir: Path, n: int) -> None:
         (root / "meta.json").write_text(json.dumps(meta))
     dataset = Dataset.open(root)
     torch.manual_seed(0)
-    net = SuperNet(SMALL, 13, sizes)
+    with torch.device(device):
+        net = SuperNet(SMALL, 13, sizes)
     probe = ProbeSettings(zico_coef=1, fr_coef=1, loss_coef=0, sigeo_mode="fixed", seed=0)
     data = ProbeData(probe_batches=4, probe_batch_size=512, finetune_steps=20, finetune_lr=0.04, eval_batches=2,
                      eval_batch_size=4096)  # fmt: skip
-    scorer = CandidateScorer(net, dataset, ["oneshot"], probe, data, torch.device("cpu"))
+    scorer = CandidateScorer(net, dataset, ["oneshot"], probe, data, device)
     rng = np.random.default_rng(1)
     archs = [sample_architecture(rng, SMALL, 7) for _ in range(n)]
     scorer.oneshot(archs[0])  # warm caches and allocator
@@ -313,7 +327,7 @@ def linear_gflops() -> float:
     return 2 * x.shape[0] * x.shape[1] * w.shape[0] / best / 1e9
 
 
-def bench_ea(workdir: Path, n: int, threads: int) -> None:
+def bench_ea(workdir: Path, n: int, threads: int, device: torch.device) -> None:
     from sigeo.data.prepare import PrepareSettings, prepare
     from sigeo.data.synthetic import SyntheticSpec, generate
     from sigeo.warmup import WarmupSettings, build_supernet
@@ -328,9 +342,9 @@ def bench_ea(workdir: Path, n: int, threads: int) -> None:
                 PrepareSettings(seed=config["seed"], max_table_size=spec["max_table_size"]))  # fmt: skip
     dataset = Dataset.open(data_dir / "data")
     space = get_space(config["spaces"][0], config.get("space_widths"))
-    net = build_supernet(space, dataset, WarmupSettings.from_config(config))
+    net = build_supernet(space, dataset, WarmupSettings.from_config(config), device)
     scorer = CandidateScorer(net, dataset, ["sigeo"], ProbeSettings.from_config(config),
-                             ProbeData.from_config(config), torch.device("cpu"))  # fmt: skip
+                             ProbeData.from_config(config), device)  # fmt: skip
     paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())["search"]
     ea_keys = ("init_population", "sample_size", "n_childs", "n_generations")
     settings = SearchSettings.from_config({**config, "search": {**config["search"], **{k: paper[k] for k in ea_keys}}})
@@ -346,7 +360,7 @@ def bench_ea(workdir: Path, n: int, threads: int) -> None:
     baseline_s = seconds / init
     print(f"  baseline, 1 candidate at a time on {threads} threads: {baseline_s:.3f} s per candidate over the "
           f"initial population ({init})", flush=True)  # fmt: skip
-    with scoring_workers(torch.device("cpu"), scorer.cost) as workers:
+    with scoring_workers(device, scorer.cost) as workers:
         seconds, stamps = timed_ea(scorer, space.name, config["num_blocks"], settings,
                                    workdir / "ea" / "records.csv", n, workers, config.get("space_widths"))  # fmt: skip
     if len(stamps) >= init:
@@ -399,17 +413,23 @@ def main() -> None:
     parser.add_argument("--matmul-precision", choices=["highest", "high", "medium"], default="highest",
                         help="float32 matmul precision (the config's devices.matmul_precision); below 'highest' "
                              "the SiGeo part also compares time and scores with exact float32")  # fmt: skip
+    parser.add_argument("--device", default="cpu", help="where the supernet lives and candidates are scored "
+                        "(cpu, cuda, cuda:1, ...)")  # fmt: skip
     args = parser.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     torch.set_num_threads(args.threads)
     torch.set_float32_matmul_precision(args.matmul_precision)
-    print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} cores, matmul precision "
-          f"{args.matmul_precision!r}, load average at start {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+    print(f"torch {torch.__version__}, {device_label(device)}, {args.threads} threads, {os.cpu_count()} cores, "
+          f"matmul precision {args.matmul_precision!r}, load average at start {os.getloadavg()[0]:.2f}",
+          flush=True)  # fmt: skip
     if args.only in (None, "sigeo"):
-        bench_sigeo(args.workdir, args.candidates, args.paper_oneshot)
+        bench_sigeo(args.workdir, args.candidates, args.paper_oneshot, device)
     if args.only in (None, "oneshot"):
-        bench_oneshot(args.workdir, args.oneshot_candidates)
+        bench_oneshot(args.workdir, args.oneshot_candidates, device)
     if args.only in (None, "ea"):
-        bench_ea(args.workdir, args.ea_candidates, args.threads)
+        bench_ea(args.workdir, args.ea_candidates, args.threads, device)
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 

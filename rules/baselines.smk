@@ -11,7 +11,7 @@ rule train_baseline:
         "benchmarks/train_baseline/{dataset}/{baseline}.tsv"
     priority: 1
     conda:
-        "../envs/cpu.yaml"
+        GPU_ENV
     threads: 1
     resources:
         gpu=1,

@@ -4,6 +4,7 @@ from sigeo.config import (
     baseline_names,
     check_proxies,
     datasets,
+    gpu_conda_env,
     level_name,
     published_architecture,
     repeat_index,
@@ -29,6 +30,8 @@ RANKS = range(config["search"]["top_k"])
 # Path segments of the search repeats (wildcard {repeat}): empty for the first, then a subfolder r1, r2, ...
 REPEATS = [repeat_segment(i) for i in range(config["search"]["repeats"])]
 BASELINES = baseline_names(config)
+# The conda environment of the rules that train or score networks (under --sdm conda).
+GPU_ENV = str(gpu_conda_env(config, workflow.basedir))
 STAGE_KEYS = {
     "warmup": ("seed", "num_blocks", "space_widths", "warmup", "devices"),
     "search": (
@@ -71,11 +74,20 @@ def download_param(key):
     return lookup
 
 
+def job_config(key):
+    """config[key] as the jobs get it: ``devices`` without the GPU rules' conda environment, which
+    changes how a job starts, not what it computes (under --sdm conda Snakemake's software-env
+    trigger still reruns the jobs whose environment changed)."""
+    if key == "devices":
+        return {k: v for k, v in config["devices"].items() if k != "conda_env_gpu"}
+    return config[key]
+
+
 def stage_config(stage):
     """The config sections a stage reads (so editing another section does not rerun it). Without
     final.retrain_on_trainval, which only adds a job: turning it on keeps every training up to date.
     """
-    sections = {key: config[key] for key in STAGE_KEYS[stage]}
+    sections = {key: job_config(key) for key in STAGE_KEYS[stage]}
     if "final" in sections:
         sections["final"] = {
             k: v for k, v in sections["final"].items() if k != "retrain_on_trainval"

@@ -14,7 +14,7 @@ TRUTH_STAGE = {
 }
 SCORE_STAGE = {
     **{
-        k: config[k]
+        k: job_config(k)
         for k in ("seed", "num_blocks", "space_widths", "warmup", "proxy", "devices")
     },
     "correlation": {k: config["correlation"][k] for k in CORRELATION_KEYS["score"]},
@@ -37,7 +37,7 @@ rule train_subnet:
     wildcard_constraints:
         subnet=r"\d+",
     conda:
-        "../envs/cpu.yaml"
+        GPU_ENV
     threads: 1
     resources:
         gpu=1,
@@ -77,7 +77,7 @@ rule score_subnets:
     benchmark:
         "benchmarks/correlation/{dataset}/{space}/score_subnets/w{level}.tsv"
     conda:
-        "../envs/cpu.yaml"
+        GPU_ENV
     threads: 2
     resources:
         gpu=1,

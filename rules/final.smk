@@ -12,7 +12,7 @@ rule train_final:
         "benchmarks/train_final/{dataset}/{space}/w{level}/{proxy}{repeat}/{rank}.tsv"
     priority: 1
     conda:
-        "../envs/cpu.yaml"
+        GPU_ENV
     threads: 1
     resources:
         gpu=1,

@@ -10,7 +10,7 @@ rule search:
         "benchmarks/search/{dataset}/{space}/w{level}/{proxy}{repeat}.tsv"
     priority: 1
     conda:
-        "../envs/cpu.yaml"
+        GPU_ENV
     threads: 2
     resources:
         gpu=1,

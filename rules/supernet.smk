@@ -11,7 +11,7 @@ rule warmup:
         "benchmarks/warmup/{dataset}/{space}/w{level}.tsv"
     priority: 1
     conda:
-        "../envs/cpu.yaml"
+        GPU_ENV
     threads: 2
     resources:
         gpu=1,

@@ -59,7 +59,8 @@ def train_baseline(
     ``metrics.json`` says ``"baseline": "logreg"``, a NASRecNet's carries its ``arch_hash``)."""
     if name == LOGREG:
         dataset = Dataset.open(dataset_dir)
-        model = LogisticRegression(dataset.num_dense, dataset.table_sizes)
+        with torch.device(device):  # made where it trains: its tables are as large as the data set's
+            model = LogisticRegression(dataset.num_dense, dataset.table_sizes)
         return train_model(model, dataset_dir, settings, out_dir, device, info={"baseline": name})
     if not name.startswith(NASREC_PREFIX) or arch is None:
         raise ValueError(f"unknown baseline {name!r} (or no architecture given for it)")

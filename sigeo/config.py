@@ -319,3 +319,13 @@ def published_architecture(fmt: str, space: str) -> Path:
 
 def datasets(config: dict) -> dict[str, DatasetSpec]:
     return {name: DatasetSpec.from_config(name, entry) for name, entry in config["datasets"].items()}
+
+
+def gpu_conda_env(config: dict, workflow_dir: str | os.PathLike = ROOT) -> Path:
+    """The conda environment file of the rules that train or score networks (``devices.conda_env_gpu``,
+    relative to the workflow's folder), as an absolute path; a missing file is a configuration error."""
+    value = config["devices"]["conda_env_gpu"]
+    path = Path(workflow_dir) / value
+    if not path.is_file():
+        raise ConfigError(f"config key devices.conda_env_gpu: {value} is not a file in {workflow_dir}")
+    return path.resolve()

@@ -6,7 +6,13 @@ start together. So every job that trains or scores networks takes a slot here: a
 ``flock`` on one ``gpu{id}.lock`` file per visible GPU in a node-local folder. The kernel drops
 the lock when the holder exits or is killed (SIGKILL included), so a lock file left behind by a
 dead job is free again at once, and two Snakemake runs on one workstation share the same slots.
-Under SLURM the scheduler already chose (GRES sets ``CUDA_VISIBLE_DEVICES``), so no lock is taken.
+A SLURM job given exactly one GPU uses it without a lock (the scheduler chose it); inside an
+allocation of several (one ``sbatch`` running ``snakemake --profile profiles/local``) the jobs take
+slots among the allocation's GPUs, in a lock folder of that allocation alone.
+
+A job that runs out of memory or hits a CUDA error stops with one line naming what it was doing and
+the device (:class:`DeviceFailure`): such an error is never a property of one candidate, and after
+a CUDA error the device is unusable for the rest of the process.
 """
 
 from __future__ import annotations
@@ -18,8 +24,8 @@ import os
 import random
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -32,27 +38,56 @@ LOCK_POLL_S = 0.5
 """Mean pause between two sweeps over the lock files (jittered by ±50 % so waiters spread out)."""
 
 
+CUBLAS_WORKSPACE = ":4096:8"
+"""cuBLAS workspace setting that makes its products deterministic (CUDA >= 10.2); read when CUDA starts."""
+
+#: Texts of the RuntimeErrors torch raises for device failures in versions without their own classes.
+_DEVICE_FAILURE_TEXTS = (
+    "CUDA error",
+    "CUDA out of memory",
+    "CUBLAS_STATUS_",
+    "CUDNN_STATUS_",
+    "cuDNN error",
+    "device-side assert",
+    "DefaultCPUAllocator: can't allocate memory",
+)
+_OUT_OF_MEMORY_TEXTS = ("out of memory", "can't allocate memory", "CUBLAS_STATUS_ALLOC_FAILED")
+
+
 class GpuSlotTimeout(SigeoError, TimeoutError):
     """Every GPU slot stayed locked for the whole timeout."""
 
 
+class DeviceFailure(SigeoError):
+    """A job ran out of memory or hit a CUDA error; the message names what it was doing and the device."""
+
+
 @dataclass(frozen=True)
 class DeviceSettings:
-    """The config's ``devices:`` section (defaults filled in by ``config/schema.yaml``)."""
+    """The ``devices:`` settings a job uses (defaults filled in by ``config/schema.yaml``).
+
+    ``deterministic``: deterministic kernels only (:func:`deterministic_algorithms`).
+    """
 
     lock_dir: str
     lock_timeout_s: float
     mixed_precision: bool
     matmul_precision: str
+    deterministic: bool = False
 
     @classmethod
     def from_config(cls, config: Mapping) -> DeviceSettings:
-        return cls(**config["devices"])
+        """The job's settings from a validated config; ``devices`` keys the job does not read (the
+        conda environment of the GPU rules) are left out."""
+        section = config["devices"]
+        return cls(**{f.name: section[f.name] for f in fields(cls) if f.name in section})
 
     @contextlib.contextmanager
     def job_device(self) -> Iterator[torch.device]:
-        """The job's device (its GPU slot held, see :func:`assigned_device`) with float32 matrix
-        products at ``matmul_precision``; the previous precision is restored when the block exits.
+        """The job's device (its GPU slot held, see :func:`assigned_device`, and made CUDA's current
+        device) with float32 matrix products at ``matmul_precision`` and, with ``deterministic``,
+        deterministic kernels only; the previous settings are restored when the block exits. An out
+        of memory or CUDA error inside the block becomes a :class:`DeviceFailure` naming the device.
 
         "high" lets CUDA use TF32, "medium" also lets the CPU use bfloat16 products (oneDNN, on
         cores with AMX or AVX-512 BF16): faster, but every score and weight changes at the 1e-3 level.
@@ -61,10 +96,85 @@ class DeviceSettings:
         torch.set_float32_matmul_precision(self.matmul_precision)
         log.info("float32 matrix products at precision %r", self.matmul_precision)
         try:
-            with assigned_device(self.lock_dir, self.lock_timeout_s) as device:
+            with (
+                deterministic_algorithms(self.deterministic),
+                assigned_device(self.lock_dir, self.lock_timeout_s) as device,
+                device_failures("the job", device),
+            ):
+                if device.type == "cuda":
+                    torch.cuda.set_device(device)  # kernels and allocations without a device go to the job's GPU
                 yield device
         finally:
             torch.set_float32_matmul_precision(previous)
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(enabled: bool, env: MutableMapping[str, str] | None = None) -> Iterator[None]:
+    """With ``enabled``, only deterministic kernels inside the block (the previous setting is restored).
+
+    ``torch.use_deterministic_algorithms(True)`` picks deterministic implementations where torch has
+    them and raises for ops that have none on the device; cuBLAS is deterministic only with a fixed
+    workspace (``CUBLAS_WORKSPACE_CONFIG``), which it reads when CUDA starts, so it is set here,
+    before the job touches CUDA. Without ``enabled`` nothing changes.
+    """
+    if not enabled:
+        yield
+        return
+    env = os.environ if env is None else env
+    env.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    log.info("deterministic algorithms only (CUBLAS_WORKSPACE_CONFIG=%s)", env["CUBLAS_WORKSPACE_CONFIG"])
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def is_device_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is an out-of-memory or CUDA error rather than a failure of the computation itself."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    accelerator_error = getattr(torch, "AcceleratorError", None)  # torch >= 2.8 raises it for CUDA errors
+    if accelerator_error is not None and isinstance(exc, accelerator_error):
+        return True
+    return isinstance(exc, RuntimeError) and any(text in str(exc) for text in _DEVICE_FAILURE_TEXTS)
+
+
+def device_label(device: torch.device) -> str:
+    """``cuda:0 (NVIDIA H100 80GB HBM3)``, or the bare device when CUDA can no longer name it."""
+    if device.type != "cuda":
+        return str(device)
+    try:
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    except Exception:  # after a CUDA error even the name query may fail
+        return str(device)
+
+
+def describe_failure(what: str, device: torch.device, exc: BaseException) -> str:
+    """One line: what failed on which device, torch's first line, and what to do."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    if len(first) > 300:
+        first = first[:297] + "..."
+    if isinstance(exc, torch.cuda.OutOfMemoryError) or any(t in str(exc) for t in _OUT_OF_MEMORY_TEXTS):
+        kind = "out of memory"
+        advice = "give the job more memory, smaller batches, or fewer jobs per GPU"
+    else:
+        kind = "device error"
+        advice = "the device is unusable for the rest of this process; rerun the job (it resumes)"
+    return f"{what} failed on {device_label(device)}: {kind}: {first} ({advice})"
+
+
+@contextlib.contextmanager
+def device_failures(what: str, device: torch.device) -> Iterator[None]:
+    """Turn an out-of-memory or CUDA error inside the block into a :class:`DeviceFailure` saying ``what``
+    failed on ``device``; every other exception passes unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        if not is_device_failure(exc):
+            raise
+        raise DeviceFailure(describe_failure(what, device, exc)) from exc
 
 
 def visible_gpus(env: Mapping[str, str] | None = None) -> list[str]:
@@ -94,8 +204,11 @@ def assigned_device(
 
     * No CUDA (``cuda_available`` false, by default ``torch.cuda.is_available()``) or no visible GPU:
       ``cpu``, logged as "no GPU visible; running on CPU".
-    * Under SLURM (``SLURM_JOB_ID`` and a non-empty ``CUDA_VISIBLE_DEVICES`` in ``env``): ``cuda:0``,
-      the first GPU Slurm allocated; no lock.
+    * A SLURM job (``SLURM_JOB_ID`` in ``env``) that sees exactly one GPU: ``cuda:0``, the GPU Slurm
+      allocated; no lock.
+    * A SLURM job that sees several (Snakemake's local profile inside one allocation): as below, in
+      ``lock_dir/slurm-{SLURM_JOB_ID}``, since GPU IDs are numbered within each allocation and
+      another allocation on the node may use the same IDs for other cards.
     * Otherwise: lock ``lock_dir/gpu{id}.lock`` for the first free ID of ``visible`` (by default
       :func:`visible_gpus`), retrying every ``poll_s`` (jittered) for up to ``timeout_s`` seconds (None:
       no limit; then :class:`GpuSlotTimeout`), and yield ``cuda:{position of that ID in the list}``:
@@ -112,16 +225,18 @@ def assigned_device(
         log.info("no GPU visible; running on CPU (torch finds no CUDA device)")
         yield torch.device("cpu")
         return
-    if env.get("SLURM_JOB_ID") and env.get("CUDA_VISIBLE_DEVICES"):
-        log.info("Slurm job %s was given GPU(s) %s; using cuda:0", env["SLURM_JOB_ID"], env["CUDA_VISIBLE_DEVICES"])
-        yield torch.device("cuda:0")
-        return
     pool = list(visible) if visible is not None else visible_gpus(env)
     if not pool:
         log.info("no GPU visible; running on CPU (CUDA_VISIBLE_DEVICES is empty)")
         yield torch.device("cpu")
         return
-    with _gpu_slot(Path(lock_dir), pool, timeout_s, poll_s) as position:
+    slurm_job = env.get("SLURM_JOB_ID")
+    if slurm_job and len(pool) == 1:
+        log.info("Slurm job %s was given GPU %s; using cuda:0", slurm_job, pool[0])
+        yield torch.device("cuda:0")
+        return
+    folder = Path(lock_dir) / f"slurm-{slurm_job}" if slurm_job else Path(lock_dir)
+    with _gpu_slot(folder, pool, timeout_s, poll_s) as position:
         yield torch.device(f"cuda:{position}")
 
 
@@ -155,9 +270,11 @@ def _open_lock_files(lock_dir: Path, paths: list[Path]) -> list[int]:
     """Open (creating) the lock files; the folder is made like /tmp so every user's jobs share the slots."""
     fds: list[int] = []
     try:
-        with contextlib.suppress(FileExistsError):
-            lock_dir.mkdir(parents=True)
-            lock_dir.chmod(0o1777)
+        for folder in reversed([lock_dir, *lock_dir.parents]):
+            if not folder.exists():
+                with contextlib.suppress(FileExistsError):
+                    folder.mkdir()
+                    folder.chmod(0o1777)
         for path in paths:
             fds.append(_open_lock_file(path))
     except PermissionError as exc:

@@ -37,7 +37,7 @@ from torch import nn
 
 from .data.store import ConcatSplit, Dataset, Split
 from .errors import SigeoError
-from .io import atomic_path, read_json, write_json
+from .io import atomic_path, read_json, resume_path, write_json
 from .space.choice import Path as Architecture
 from .space.subnet import StandaloneNet, nasrec_mflops
 from .train import (
@@ -84,13 +84,14 @@ class FinalSettings:
     embedding_l2: float = 0.0
     divergence_factor: float = 2.0
     use_layernorm: bool = True
+    checkpoint_dir: str | None = None
 
     @classmethod
     def from_config(cls, config: Mapping) -> FinalSettings:
         f = config["final"]
         keys = ("lr", "batch_size", "epochs", "eval_batch_size", "max_train_rows", "checkpoint_minutes", "log_every")
         keys += ("schedule", "max_epochs", "eval_every", "patience", "plateau_factor", "plateau_patience")
-        keys += ("shuffle_block_rows", "embedding_l2", "divergence_factor", "use_layernorm")
+        keys += ("shuffle_block_rows", "embedding_l2", "divergence_factor", "use_layernorm", "checkpoint_dir")
         return cls(**{k: f[k] for k in keys}, seed=config["seed"], mixed_precision=config["devices"]["mixed_precision"])
 
     @property
@@ -104,9 +105,18 @@ class FinalSettings:
         return self.max_epochs if self.schedule == "plateau" else self.epochs
 
 
-def build_standalone(arch: Architecture, dataset: Dataset, settings: FinalSettings) -> StandaloneNet:
+def build_standalone(
+    arch: Architecture, dataset: Dataset, settings: FinalSettings, device: torch.device | None = None
+) -> StandaloneNet:
+    """``arch``'s network initialised from the seed, made directly on ``device`` (default: the CPU).
+
+    Its embedding tables are as large as the data set's; made on the GPU they skip a slow CPU
+    initialisation and the copy. The initial weights come from the device's random generator, so
+    a GPU run starts from other weights than a CPU run with the same seed.
+    """
     torch.manual_seed(settings.seed)
-    return StandaloneNet(arch, dataset.num_dense, dataset.table_sizes, **settings.net)
+    with torch.device(device or "cpu"):
+        return StandaloneNet(arch, dataset.num_dense, dataset.table_sizes, **settings.net)
 
 
 @functools.lru_cache(maxsize=1)
@@ -252,7 +262,7 @@ def fit(
             "flops_2x_all_blocks": flops_per_sample(model, to_device(test_split.batch(0, 64), device), predict),
         }
 
-    checkpointer = Checkpointer(out_dir / "resume.pt", settings.checkpoint_minutes * 60)
+    checkpointer = Checkpointer(resume_path(out_dir, settings.checkpoint_dir), settings.checkpoint_minutes * 60)
     log.info("final training (%s): up to %d steps of %d over %d rows on %s", loop.schedule, total,
              settings.batch_size, len(train), device_name(device))  # fmt: skip
     try:
@@ -321,7 +331,7 @@ def train_final(
     """Train ``arch`` from scratch as a :class:`StandaloneNet`; outputs as :func:`train_model`, with the
     network's MFLOPs in NASRec's convention (``mflops_nasrec``) beside the flop counter's figure."""
     dataset = Dataset.open(dataset_dir)
-    model = build_standalone(arch, dataset, settings)
+    model = build_standalone(arch, dataset, settings, device)
     info = {
         "arch_hash": arch.hash(),
         "net": settings.net,
@@ -405,7 +415,7 @@ def retrain_final(
         "schedule": schedule,
         "steps_per_epoch": steps_per_epoch,
     }
-    model = build_standalone(arch, dataset, settings).to(device)
+    model = build_standalone(arch, dataset, settings, device)
     return fit(model, dataset, trainval, settings, loop, total, steps_per_epoch, device, out_dir, head)
 
 

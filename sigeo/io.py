@@ -52,3 +52,13 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def resume_path(out_dir: str | os.PathLike, checkpoint_dir: str | os.PathLike | None) -> Path:
+    """Where a job writing into ``out_dir`` keeps its resume checkpoint: ``out_dir/resume.pt``, or with a
+    ``checkpoint_dir`` (node-local scratch for checkpoints of GBs) that folder followed by ``out_dir``'s
+    absolute path, so every job of every run has its own file there and finds it again when retried."""
+    out_dir = Path(out_dir)
+    if checkpoint_dir is None:
+        return out_dir / "resume.pt"
+    return Path(checkpoint_dir).joinpath(*out_dir.resolve().parts[1:], "resume.pt")

@@ -6,6 +6,10 @@ the one-shot fine-tuning batches and the evaluation batches are loaded once and 
 candidate sees the same data. Each evaluated candidate becomes one row of ``records.csv``; rows
 are appended as they are made, so a killed search resumes by replaying its seeded choices and
 taking the scores it already has from the file.
+
+A candidate whose proxy fails scores NaN and ranks last, but a search where that happens to more than
+``search.max_nan_fraction`` of its candidates fails, naming how many and why: its ranking would say
+little. An out-of-memory or CUDA error stops the job at once, naming the candidate and the device.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ import json
 import logging
 import math
 import os
+import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,7 +38,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .data.store import Dataset
-from .errors import ConfigError
+from .devices import device_failures
+from .errors import ConfigError, SigeoError
 from .io import atomic_path, write_json
 from .proxies import ProbeContext, ProbeSettings, get_proxy, score
 from .proxies.synflow import unit_inputs
@@ -69,8 +75,15 @@ class ProbeData:
         return cls(**{k: p[k] for k in cls.__dataclass_fields__})
 
 
+class TooManyNaN(SigeoError):
+    """More candidates than ``search.max_nan_fraction`` allows have no finite score."""
+
+
 @dataclass(frozen=True)
 class SearchSettings:
+    """The config's ``search`` section and the run's seed. ``max_nan_fraction``: the largest share of
+    the candidates that may score NaN (or inf) before the search fails."""
+
     method: str
     init_population: int
     sample_size: int
@@ -78,6 +91,7 @@ class SearchSettings:
     n_generations: int
     random_budget: int
     seed: int
+    max_nan_fraction: float
 
     def __post_init__(self) -> None:
         if self.method == "regularized-ea" and self.sample_size > self.init_population:
@@ -91,6 +105,11 @@ class SearchSettings:
         return cls(**{k: s[k] for k in cls.__dataclass_fields__ if k != "seed"}, seed=config["seed"])
 
     @property
+    def nan_allowed(self) -> int:
+        """How many of the search's candidates may score NaN before it fails."""
+        return math.floor(self.max_nan_fraction * self.evaluations)
+
+    @property
     def evaluations(self) -> int:
         if self.method == "random":
             return self.random_budget
@@ -102,7 +121,8 @@ class CandidateScorer:
 
     Each candidate becomes a :class:`Candidate`: its own copies of the weight regions it reads and
     of the probe batches' embedding rows, so probing it never touches the supernet (which stays
-    frozen) and its gradients are the size of the subnet.
+    frozen) and its gradients are the size of the subnet. ``failures`` counts why proxies scored NaN
+    ("proxy: cause"), over every candidate scored.
     """
 
     def __init__(
@@ -115,6 +135,8 @@ class CandidateScorer:
         device: torch.device,
     ) -> None:
         self.supernet, self.proxies, self.probe, self.data, self.device = supernet, proxies, probe, data, device
+        self.failures: Counter[str] = Counter()
+        self._failures_lock = threading.Lock()
         for name in proxies:
             get_proxy(name)
         supernet.eval()  # no dropout anywhere; LayerNorm has no running statistics
@@ -135,9 +157,19 @@ class CandidateScorer:
             self.eval = [to_device(b, device) for b in _take(val.batches(data.eval_batch_size), data.eval_batches)]
 
     def score(self, arch: Architecture) -> dict[str, float]:
-        """All configured proxy scores (with their components), #params and the two FLOP counts per sample."""
-        ctx = self.context(arch)
-        return {**score(self.proxies, ctx), **{k: ctx.extras[k] for k in SIZE_COLUMNS}}
+        """All configured proxy scores (with their components), #params and the two FLOP counts per sample.
+
+        An out-of-memory or CUDA error raises :class:`~sigeo.devices.DeviceFailure` naming the candidate.
+        """
+        with device_failures(f"scoring candidate {arch.hash()}", self.device):
+            ctx = self.context(arch)
+            scores = score(self.proxies, ctx)
+        causes = [f"{name}: {ctx.failures.get(name, 'returned a non-finite score')}"
+                  for name in self.proxies if not math.isfinite(scores[name])]  # fmt: skip
+        if causes:
+            with self._failures_lock:
+                self.failures.update(causes)
+        return {**scores, **{k: ctx.extras[k] for k in SIZE_COLUMNS}}
 
     def cost(self, arch: Architecture) -> float:
         """FLOPs per sample of ``arch``'s network: its scoring cost relative to other candidates."""
@@ -291,12 +323,16 @@ def run_search(
     records: RecordLog,
     workers: Workers | None = None,
     widths: dict[str, list[int]] | None = None,
+    causes: Callable[[], Mapping[str, int]] | None = None,
 ) -> list[Record]:
     """Regularized evolution (docs/reference.md §4.4) or random search; returns every evaluated candidate.
 
     Candidates whose choice does not depend on each other's scores (the initial population, the
     children of one generation, a random search's budget) are scored together, by ``workers`` if
     given, and recorded in their seeded order, so the records are the same for any number of workers.
+    Once more candidates than ``settings.nan_allowed`` have no finite ``criterion`` score the search
+    raises :class:`TooManyNaN` (the records so far stay in the partial file), with the counts of
+    ``causes()`` (cause -> candidates, e.g. :attr:`CandidateScorer.failures`) as the reasons.
     """
     higher = get_proxy(criterion).higher_is_better
     rng = np.random.default_rng(settings.seed)
@@ -316,6 +352,7 @@ def run_search(
                 records.append(record)
             history.append(record)
             progress.update()
+        check_nan_share(history, criterion, settings, causes() if causes else {})
         return history[start:]
 
     def goodness(record: Record) -> float:
@@ -351,6 +388,25 @@ def run_search(
         return history
     finally:
         progress.close()
+
+
+def check_nan_share(
+    history: Sequence[Record], criterion: str, settings: SearchSettings, causes: Mapping[str, int]
+) -> None:
+    """Raise :class:`TooManyNaN` once more of ``history`` than ``settings.nan_allowed`` has no finite
+    ``criterion`` score: the message gives the counts and the three commonest causes."""
+    bad = sum(1 for record in history if not math.isfinite(record.scores[criterion]))
+    if bad <= settings.nan_allowed:
+        return
+    own = Counter({cause: n for cause, n in causes.items() if cause.startswith(f"{criterion}: ")})
+    why = [f"{n}x {cause.removeprefix(f'{criterion}: ')}" for cause, n in own.most_common(3)]
+    if (rest := bad - sum(own.values())) > 0:
+        why.append(f"{rest}x scored before this job restarted (see its earlier log)")
+    raise TooManyNaN(
+        f"search by {criterion}: {bad} of the {len(history)} candidates scored so far have no finite score, more "
+        f"than search.max_nan_fraction = {settings.max_nan_fraction:g} of its {settings.evaluations} candidates "
+        f"allows ({settings.nan_allowed}); causes: {'; '.join(why)}"
+    )
 
 
 class Workers:
@@ -429,13 +485,11 @@ def search(
     device: torch.device,
 ) -> list[Record]:
     """Load the supernet once and search with ``proxy``; writes ``records.csv`` (and resumes it)."""
-    from .warmup import WarmupSettings, build_supernet
+    from .warmup import WarmupSettings, load_supernet
 
     dataset = Dataset.open(dataset_dir)
     warm = WarmupSettings.from_config(config)
-    supernet = build_supernet(get_space(space_name, warm.space_widths), dataset, warm)
-    supernet.load_state_dict(torch.load(supernet_path, map_location="cpu", weights_only=True, mmap=True))
-    supernet.to(device)
+    supernet = load_supernet(supernet_path, get_space(space_name, warm.space_widths), dataset, warm, device)
     scorer = CandidateScorer(
         supernet, dataset, [proxy], ProbeSettings.from_config(config), ProbeData.from_config(config), device
     )
@@ -447,7 +501,15 @@ def search(
     with scoring_workers(device, scorer.cost) as workers:
         log.info("scoring on %s with %d worker(s)", device, workers.count)
         history = run_search(
-            scorer.score, space_name, warm.num_blocks, proxy, settings, records, workers, warm.space_widths
+            scorer.score,
+            space_name,
+            warm.num_blocks,
+            proxy,
+            settings,
+            records,
+            workers,
+            warm.space_widths,
+            lambda: scorer.failures,
         )
     records.finish()
     seconds = time.perf_counter() - started

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 
 from .data.store import Dataset, Split
-from .io import atomic_path, write_json
+from .io import atomic_path, resume_path, write_json
 from .space.choice import Path as ArchPath
 from .space.choice import SearchSpace, full_path, get_space, sample_architecture
 from .space.sampler import PathSampler
@@ -73,6 +74,7 @@ class WarmupSettings:
     panel_size: int = 8
     eval_every: int = 0
     space_widths: dict[str, list[int]] | None = None  # the config's space_widths (None: the paper's widths)
+    checkpoint_dir: str | None = None  # folder of resume.pt (None: beside the outputs), see io.resume_path
 
     @classmethod
     def from_config(cls, config: dict) -> WarmupSettings:
@@ -80,7 +82,7 @@ class WarmupSettings:
         return cls(
             **{k: w[k] for k in ("batch_size", "lr", "strategy", "anypath_choice", "use_layernorm", "full_path_steps")},
             **{k: w[k] for k in ("weight_sharing", "eval_batch_size", "eval_rows", "checkpoint_minutes", "log_every")},
-            **{k: w[k] for k in ("epochs", "lr_floor", "full_path_min", "panel_size", "eval_every")},
+            **{k: w[k] for k in ("epochs", "lr_floor", "full_path_min", "panel_size", "eval_every", "checkpoint_dir")},
             num_blocks=config["num_blocks"],
             seed=config["seed"],
             mixed_precision=config["devices"]["mixed_precision"],
@@ -88,9 +90,40 @@ class WarmupSettings:
         )
 
 
-def build_supernet(space: SearchSpace, dataset: Dataset, settings: WarmupSettings) -> SuperNet:
-    """The supernet for this data set, initialised from the config's seed (same init at every level)."""
+def build_supernet(
+    space: SearchSpace, dataset: Dataset, settings: WarmupSettings, device: torch.device | None = None
+) -> SuperNet:
+    """The supernet for this data set, initialised from the config's seed (same init at every level),
+    made directly on ``device`` (default: the CPU).
+
+    At the paper's table sizes it holds hundreds of millions of parameters, whose initialisation on
+    the GPU takes a moment and on one or two CPU threads minutes. The initial weights come from the
+    device's random generator, so a GPU warm-up starts from other weights than a CPU one.
+    """
     torch.manual_seed(settings.seed)
+    with torch.device(device or "cpu"):
+        return _supernet(space, dataset, settings)
+
+
+def load_supernet(
+    path: str | os.PathLike, space: SearchSpace, dataset: Dataset, settings: WarmupSettings, device: torch.device
+) -> SuperNet:
+    """The warmed-up supernet saved at ``path``, on ``device``, without initialising weights it replaces.
+
+    The modules are made on the meta device (shapes only: no memory, no initialisation), given
+    uninitialised storage on ``device`` and filled from the (memory-mapped) file; the one tensor a
+    saved state does not hold, the stem's row offsets, is computed again.
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    with torch.device("meta"):
+        net = _supernet(space, dataset, settings)
+    net.to_empty(device=device)
+    net.load_state_dict(state)
+    net.stem.reset_offsets()
+    return net
+
+
+def _supernet(space: SearchSpace, dataset: Dataset, settings: WarmupSettings) -> SuperNet:
     return SuperNet(
         space,
         dataset.num_dense,
@@ -181,7 +214,7 @@ def warm_up(
     out_dir = Path(out_dir)
     dataset = Dataset.open(dataset_dir)
     space = get_space(space_name, settings.space_widths)
-    net = build_supernet(space, dataset, settings).to(device)
+    net = build_supernet(space, dataset, settings, device).to(device)  # .to: nothing left elsewhere
     train, val = dataset.split("train"), dataset.split("val")
     steps = warmup_steps(level, len(train), settings.batch_size, settings.epochs)
     base = base_rate_logloss(dataset.meta["positive_rate"]["val"])
@@ -199,7 +232,7 @@ def warm_up(
     loop = TrainSettings(settings.lr, settings.batch_size, checkpoint_minutes=settings.checkpoint_minutes,
                          log_every=settings.log_every, mixed_precision=settings.mixed_precision,
                          lr_min=settings.lr * settings.lr_floor or LR_MIN)  # fmt: skip
-    checkpointer = Checkpointer(out_dir / "resume.pt", settings.checkpoint_minutes * 60)
+    checkpointer = Checkpointer(resume_path(out_dir, settings.checkpoint_dir), settings.checkpoint_minutes * 60)
     log.info("warm-up level %s: %d steps of %d rows (%s of %s epochs of %d rows) on %s", level, steps,
              settings.batch_size, level, settings.epochs, len(train), device_name(device))  # fmt: skip
 

@@ -240,6 +240,18 @@ def test_a_lost_output_or_an_edited_intermediate_reruns_exactly_its_dependents(r
     assert planned(workdir) == {}
 
 
+def test_choosing_the_gpu_rules_conda_environment_reruns_nothing(runs):
+    """devices.conda_env_gpu is not among the jobs' params: without --sdm conda it changes nothing."""
+    workdir = runs[0]
+    config = config_for(workdir)
+    config["devices"] = {**config.get("devices", {}), "conda_env_gpu": "envs/cuda.yaml"}
+    write_config(workdir, config)
+    try:
+        assert planned(workdir) == {}
+    finally:
+        write_config(workdir, config_for(workdir))
+
+
 def test_a_new_proxy_and_one_more_subnet_rerun_only_what_they_change(runs):
     """A new proxy rescores every level and one more subnet adds its trainings (two seeds); trained subnets stay."""
     workdir = runs[1]

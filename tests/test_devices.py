@@ -14,7 +14,14 @@ import pytest
 import torch
 
 from sigeo.config import load_config
-from sigeo.devices import DeviceSettings, GpuSlotTimeout, assigned_device, visible_gpus
+from sigeo.devices import (
+    DeviceFailure,
+    DeviceSettings,
+    GpuSlotTimeout,
+    assigned_device,
+    deterministic_algorithms,
+    visible_gpus,
+)
 from sigeo.errors import ConfigError
 
 FORK = multiprocessing.get_context("fork")  # children inherit the imported torch: no second 2 s import
@@ -125,7 +132,7 @@ def test_this_cpu_machine_runs_on_cpu(tmp_path):
         assert device == torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
 
 
-def test_slurm_allocation_is_used_as_given_without_locks(tmp_path):
+def test_a_slurm_job_given_one_gpu_uses_it_without_locks(tmp_path):
     env = {"SLURM_JOB_ID": "42", "CUDA_VISIBLE_DEVICES": "3"}
     with (
         assigned_device(tmp_path / "locks", env=env, cuda_available=True) as a,
@@ -138,6 +145,81 @@ def test_slurm_allocation_is_used_as_given_without_locks(tmp_path):
         assert device == torch.device("cpu")
 
 
+def test_jobs_inside_a_slurm_allocation_of_several_gpus_take_slots_of_that_allocation(tmp_path):
+    """``sbatch --gpus=2 snakemake --profile profiles/local``: the jobs spread over both GPUs (not all on
+    cuda:0), locking in a folder of their allocation, since another allocation numbers its cards alike."""
+    env = {"SLURM_JOB_ID": "42", "CUDA_VISIBLE_DEVICES": "0,1"}
+    other = {"SLURM_JOB_ID": "43", "CUDA_VISIBLE_DEVICES": "0,1"}
+
+    def slot(env, timeout_s=None):
+        return assigned_device(tmp_path, timeout_s, env=env, cuda_available=True, poll_s=0.02)
+
+    with slot(env) as a, slot(env) as b, slot(other) as c:
+        assert (a, b, c) == (torch.device("cuda:0"), torch.device("cuda:1"), torch.device("cuda:0"))
+        with pytest.raises(GpuSlotTimeout, match="slurm-42"), slot(env, 0.1):
+            pass
+    assert sorted(p.name for p in (tmp_path / "slurm-42").iterdir()) == ["gpu0.lock", "gpu1.lock"]
+    assert (tmp_path / "slurm-43" / "gpu0.lock").exists()
+    assert (tmp_path / "slurm-42").stat().st_mode & 0o7777 == 0o1777
+
+
+@pytest.fixture
+def fake_gpus(monkeypatch):
+    """A pretend machine with CUDA and GPUs 4 and 6 visible; records the devices made current."""
+    current = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", current.append)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake GPU")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    return current
+
+
+def test_job_device_makes_its_gpu_the_current_device(tmp_path, fake_gpus):
+    settings = DeviceSettings(str(tmp_path), 1.0, False, "highest")
+    with settings.job_device() as first, settings.job_device() as second:
+        assert (first, second) == (torch.device("cuda:0"), torch.device("cuda:1"))
+    assert fake_gpus == [torch.device("cuda:0"), torch.device("cuda:1")]
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB. GPU 1 has a total capacity\nof"),
+         "the job failed on cuda:0 (Fake GPU): out of memory: CUDA out of memory. Tried to allocate 20.00 GiB. GPU 1 "
+         "has a total capacity (give the job more memory, smaller batches, or fewer jobs per GPU)"),
+        (RuntimeError("CUDA error: device-side assert triggered\nCompile with TORCH_USE_CUDA_DSA"),
+         "the job failed on cuda:0 (Fake GPU): device error: CUDA error: device-side assert triggered (the device is "
+         "unusable for the rest of this process; rerun the job (it resumes))"),
+    ],
+)  # fmt: skip
+def test_a_device_failure_in_a_job_is_one_line_naming_the_device(tmp_path, fake_gpus, error, expected):
+    with pytest.raises(DeviceFailure) as failure, DeviceSettings(str(tmp_path), 1.0, False, "highest").job_device():
+        raise error
+    assert str(failure.value) == expected
+    with pytest.raises(RuntimeError, match="shapes"), DeviceSettings(str(tmp_path), 1.0, False, "highest").job_device():
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")  # not a device failure: unchanged
+
+
+def test_deterministic_setting_turns_on_deterministic_kernels_and_the_cublas_workspace(tmp_path, monkeypatch):
+    env = {}
+    assert not torch.are_deterministic_algorithms_enabled()
+    with deterministic_algorithms(True, env):
+        assert torch.are_deterministic_algorithms_enabled()
+        assert env == {"CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
+    assert not torch.are_deterministic_algorithms_enabled()
+    kept = {"CUBLAS_WORKSPACE_CONFIG": ":16:8"}  # the other deterministic setting, chosen by the user
+    with deterministic_algorithms(True, kept):
+        assert kept == {"CUBLAS_WORKSPACE_CONFIG": ":16:8"}
+    with deterministic_algorithms(False, env := {}):
+        assert not torch.are_deterministic_algorithms_enabled() and env == {}
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    with DeviceSettings(str(tmp_path), 1.0, False, "highest", deterministic=True).job_device():
+        assert torch.are_deterministic_algorithms_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
 def test_visible_gpus_reads_cuda_visible_devices():
     assert visible_gpus({"CUDA_VISIBLE_DEVICES": "5, 7,"}) == ["5", "7"]
     assert visible_gpus({"CUDA_VISIBLE_DEVICES": ""}) == []
@@ -146,7 +228,8 @@ def test_visible_gpus_reads_cuda_visible_devices():
 
 def test_settings_come_from_the_schema_defaults():
     config = load_config({"datasets": {"d": {"format": "criteo", "source": "synthetic", "synthetic": {"rows": 10}}}})
-    assert DeviceSettings.from_config(config) == DeviceSettings("/tmp/sigeo-gpu-locks", 86400, False, "highest")
+    assert DeviceSettings.from_config(config) == DeviceSettings("/tmp/sigeo-gpu-locks", 86400, False, "highest", False)
+    assert config["devices"]["conda_env_gpu"] == "envs/cpu.yaml"  # a rule's setting, not the job's
     config["devices"]["lock_dir"] = "relative/locks"
     with pytest.raises(ConfigError, match="relative/locks"):
         load_config(config)

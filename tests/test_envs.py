@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 
 import pytest
@@ -41,3 +42,31 @@ def test_env_installs_the_project_dependencies(flavour):
 def test_env_takes_torch_from_its_build_index(flavour, index):
     options = [line for line in conda_env(flavour)[1] if line.startswith("--extra-index-url")]
     assert len(options) == 1 and index in options[0]
+
+
+def test_gpu_rules_take_the_configured_environment_and_the_others_the_cpu_one(tmp_path):
+    """devices.conda_env_gpu picks the GPU rules' environment (by default the CPU one); a missing file is a
+    config error naming the key."""
+    from test_profiles import gpu_rules
+
+    from sigeo.config import gpu_conda_env, load_config
+    from sigeo.errors import ConfigError
+
+    envs = {}
+    for smk in (ROOT / "rules").glob("*.smk"):
+        for block in re.split(r"^(?=rule \w+:|use rule )", smk.read_text(), flags=re.MULTILINE):
+            if (name := re.match(r"rule (\w+):", block)) and (env := re.search(r"conda:\s+(\S+)", block)):
+                envs[name[1]] = env[1]
+    gpu = gpu_rules() & set(envs)
+    assert len(gpu) >= 6 and len(envs) - len(gpu) >= 10
+    assert {rule: env for rule, env in envs.items() if rule in gpu} == dict.fromkeys(gpu, "GPU_ENV")
+    assert {rule: env for rule, env in envs.items() if rule not in gpu} == dict.fromkeys(
+        set(envs) - gpu, '"../envs/cpu.yaml"'
+    )
+    config = load_config({"datasets": {"d": {"format": "criteo", "source": "synthetic", "synthetic": {"rows": 10}}}})
+    assert gpu_conda_env(config) == ROOT / "envs" / "cpu.yaml"
+    config["devices"]["conda_env_gpu"] = "envs/cuda.yaml"
+    assert gpu_conda_env(config) == ROOT / "envs" / "cuda.yaml"
+    config["devices"]["conda_env_gpu"] = "envs/rocm.yaml"
+    with pytest.raises(ConfigError, match=r"config key devices.conda_env_gpu: envs/rocm.yaml is not a file"):
+        gpu_conda_env(config)

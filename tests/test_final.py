@@ -231,3 +231,23 @@ def test_layer_norm_switch_sizes_and_the_reference_network_without_it():
                     assert all(n.endswith(("attn_ln1", "attn_ln2")) for n in norms)
                 else:
                     assert sum(n.endswith("_ln") for n in norms) >= 2 * len(arch.blocks)  # dense and sparse outputs
+
+
+def test_checkpoint_dir_takes_the_resume_checkpoint_out_of_the_results(
+    tiny_data, arch, tmp_path, monkeypatch, one_thread
+):
+    """final.checkpoint_dir (e.g. node-local scratch): resume.pt goes there, under the output folder's absolute
+    path, never beside the outputs; every output folder gets its own file."""
+    from sigeo.io import resume_path
+    from sigeo.train import Checkpointer
+
+    monkeypatch.setattr(Checkpointer, "remove", lambda self: None)  # keep the last checkpoint to look at it
+    scratch, out = tmp_path / "scratch", tmp_path / "results" / "final" / "a"
+    s = settings(schedule="cosine", epochs=1, checkpoint_minutes=1e-9, checkpoint_dir=str(scratch))
+    train_final(arch, tiny_data, s, out, CPU)
+    expected = scratch.joinpath(*out.resolve().parts[1:], "resume.pt")
+    assert resume_path(out, str(scratch)) == expected and expected.exists()
+    assert torch.load(expected, weights_only=True)["loop"]["step"] > 0
+    assert not (out / "resume.pt").exists() and (out / "metrics.json").exists()
+    assert resume_path(out, None) == out / "resume.pt"
+    assert resume_path(tmp_path / "results" / "final" / "b", str(scratch)) != expected

@@ -266,6 +266,34 @@ def test_a_failing_candidate_scores_nan_and_warns(caplog):
     assert "zico" in caplog.text and "shapes cannot be multiplied" in caplog.text
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        RuntimeError("CUDA error: an illegal memory access was encountered"),
+    ],
+)
+def test_out_of_memory_and_cuda_errors_are_raised_not_scored_nan(error):
+    """A device failure is no property of the candidate: it propagates (and is not kept as the shared
+    gradient failure), while an ordinary failure of one proxy scores NaN and is kept with its cause."""
+    calls = []
+
+    def failing(model, batch):
+        calls.append(batch)
+        raise error
+
+    ctx = ProbeContext(linear(), BATCHES, failing, settings())
+    with pytest.raises(type(error), match="CUDA"):
+        score(["zico", "loss"], ctx)
+    with pytest.raises(type(error)):
+        ctx.gradients()
+    assert len(calls) == 2  # collected again: the device failure was not cached as the candidate's result
+    broken = ProbeContext(linear(), BATCHES, lambda m, b: (_ for _ in ()).throw(RuntimeError("singular\nmore")),
+                          settings())  # fmt: skip
+    assert math.isnan(score(["zico"], broken)["zico"])
+    assert broken.failures == {"zico": "RuntimeError: singular"}
+
+
 def test_unknown_proxy_names_the_known_ones():
     with pytest.raises(ConfigError, match=r"unknown proxy 'zeco'; known proxies: aznas, fisher, fisher_rao, .*, zico"):
         score(["zeco"], context())

@@ -78,7 +78,7 @@ DATA = ProbeData(probe_batches=4, probe_batch_size=64, finetune_steps=500, finet
 
 def ea(**changes) -> SearchSettings:
     base = SearchSettings(method="regularized-ea", init_population=6, sample_size=3, n_childs=2, n_generations=3,
-                          random_budget=10, seed=5)  # fmt: skip
+                          random_budget=10, seed=5, max_nan_fraction=0.05)  # fmt: skip
     return replace(base, **changes)
 
 
@@ -132,7 +132,7 @@ def test_the_parent_is_the_best_sampled_member_in_the_proxys_direction(tmp_path,
     real_mutate = sigeo.search.mutate
     monkeypatch.setattr(sigeo.search, "mutate", lambda rng, arch: (parents.append(arch), real_mutate(rng, arch))[1])
     values = iter([0.3, 0.9, math.nan, 0.1, 0.5, 0.7, 0.2])
-    settings = ea(init_population=6, sample_size=6, n_childs=1, n_generations=1)
+    settings = ea(init_population=6, sample_size=6, n_childs=1, n_generations=1, max_nan_fraction=1.0)
     history = run_search(lambda arch: {criterion: next(values)}, "small", 3, criterion, settings,
                          RecordLog(tmp_path / "records.csv"))  # fmt: skip
     best = history[3] if criterion == "loss" else history[1]  # 0.1 is lowest, 0.9 highest; NaN is never best
@@ -244,7 +244,7 @@ def test_a_broken_candidate_ranks_last_and_the_search_goes_on(tiny_dataset, tmp_
         from sigeo.data.store import Dataset
 
         scorer = CandidateScorer(supernet(), Dataset.open(tiny_dataset), ["test_fragile"], probe_settings(), DATA, CPU)
-        settings = ea(init_population=12, sample_size=6, n_generations=4)
+        settings = ea(init_population=12, sample_size=6, n_generations=4, max_nan_fraction=1.0)
         records = RecordLog(tmp_path / "records.csv")
         history = run_search(scorer.score, "small", 2, "test_fragile", settings, records)
         assert len(history) == settings.evaluations
@@ -260,6 +260,78 @@ def test_a_broken_candidate_ranks_last_and_the_search_goes_on(tiny_dataset, tmp_
         assert all(s is not None for s in scores[:n_ok]) and all(s is None for s in scores[n_ok:])
     finally:
         del PROXIES["test_fragile"]
+
+
+def test_a_search_with_too_many_nan_candidates_fails_naming_how_many_and_why(tiny_dataset, tmp_path):
+    """The same broken proxy under the default limit (5 % of 20 candidates: 1): the search stops after
+    the initial population, with the counts of each cause found by an unlimited run of the same search."""
+    from sigeo.data.store import Dataset
+
+    @register("test_fragile", higher_is_better=True)
+    def fragile(ctx):
+        width = ctx.model.path.blocks[0].dense_dim
+        if width in (16, 32, 64):
+            raise RuntimeError("singular matrix\nwith details")
+        return {"test_fragile": math.nan if width in (128, 256) else float(width)}
+
+    try:
+        dataset = Dataset.open(tiny_dataset)
+        settings = ea(init_population=12, sample_size=6, n_generations=4)
+        assert settings.nan_allowed == 1
+        free = CandidateScorer(supernet(), dataset, ["test_fragile"], probe_settings(), DATA, CPU)
+        unlimited = run_search(free.score, "small", 2, "test_fragile", replace(settings, max_nan_fraction=1.0),
+                               RecordLog(tmp_path / "free" / "records.csv"))  # fmt: skip
+        widths = [r.arch.blocks[0].dense_dim for r in unlimited[:12]]
+        raised, nan = sum(w in (16, 32, 64) for w in widths), sum(w in (128, 256) for w in widths)
+        assert raised + nan > 1
+        scorer = CandidateScorer(supernet(), dataset, ["test_fragile"], probe_settings(), DATA, CPU)
+        records = RecordLog(tmp_path / "records.csv")
+        with pytest.raises(sigeo.search.TooManyNaN) as failure:
+            run_search(scorer.score, "small", 2, "test_fragile", settings, records, causes=lambda: scorer.failures)
+        message = str(failure.value)
+        assert f"{raised + nan} of the 12 candidates scored so far have no finite score" in message
+        assert "search.max_nan_fraction = 0.05 of its 20 candidates allows (1)" in message
+        expected = {f"{raised}x RuntimeError: singular matrix", f"{nan}x returned a non-finite score"}
+        assert set(message.split("causes: ")[1].split("; ")) == {c for c in expected if not c.startswith("0x")}
+        assert len((tmp_path / "records.partial.csv").read_text().splitlines()) == 1 + 12  # kept, not renamed
+        assert not (tmp_path / "records.csv").exists()
+    finally:
+        del PROXIES["test_fragile"]
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB.\nGPU 0 has a total capacity"),
+         "out of memory: CUDA out of memory. Tried to allocate 8.00 GiB."),
+        (RuntimeError("CUDA error: an illegal memory access was encountered"),
+         "device error: CUDA error: an illegal memory access was encountered"),
+    ],
+)  # fmt: skip
+def test_a_device_failure_stops_the_search_naming_the_candidate_and_device(tiny_dataset, tmp_path, error, kind):
+    """Never a NaN score: the first candidate that hits it ends the search with one line."""
+    from sigeo.data.store import Dataset
+    from sigeo.devices import DeviceFailure
+
+    scored = []
+
+    @register("test_gpu", higher_is_better=True)
+    def on_gpu(ctx):
+        scored.append(ctx.extras["hash"])
+        if len(scored) == 3:
+            raise error
+        return {"test_gpu": 1.0}
+
+    try:
+        scorer = CandidateScorer(supernet(), Dataset.open(tiny_dataset), ["test_gpu"], probe_settings(), DATA, CPU)
+        records = RecordLog(tmp_path / "records.csv")
+        with pytest.raises(DeviceFailure) as failure:
+            run_search(scorer.score, "small", 2, "test_gpu", ea(max_nan_fraction=1.0), records)
+        message = str(failure.value)
+        assert message.startswith(f"scoring candidate {scored[2]} failed on cpu: {kind} (")
+        assert "\n" not in message and len(scored) == 3
+    finally:
+        del PROXIES["test_gpu"]
 
 
 # --- SiGeo inside the supernet: fixed versus faithful -------------------------------------------------

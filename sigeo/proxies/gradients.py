@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..devices import is_device_failure
 from ..errors import ConfigError
 from ..space.supernet import Region
 
@@ -273,6 +274,7 @@ class ProbeContext:
     ``accumulate=True`` leaves gradients un-zeroed between and before batches, so each recorded row is
     the running sum (the theory study's faithful mode reproduces the reference's twin network this way).
     ``extras`` carries stage-specific inputs for proxies that need more than gradients.
+    ``failures`` maps each proxy that failed on this candidate to its error (filled by the registry).
     """
 
     def __init__(
@@ -297,11 +299,13 @@ class ProbeContext:
         self.step = step
         self.extras = dict(extras or {})
         self.accumulate = accumulate
+        self.failures: dict[str, str] = {}
         self._record: GradientRecord | None = None
         self._error: Exception | None = None
 
     def gradients(self) -> GradientRecord:
-        """The gradient record, collected on first use and then shared (a failure is shared too)."""
+        """The gradient record, collected on first use and then shared (a failure is shared too, except
+        an out-of-memory or CUDA error, which stops the job rather than scoring the candidate)."""
         if self._error is not None:
             raise self._error
         if self._record is None:
@@ -310,7 +314,8 @@ class ProbeContext:
                     self.model, self.batches, self.loss_fn, self.params, self.step, self.accumulate
                 )
             except (FloatingPointError, RuntimeError) as exc:
-                self._error = exc
+                if not is_device_failure(exc):
+                    self._error = exc
                 raise
         return self._record
 

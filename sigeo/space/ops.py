@@ -43,8 +43,15 @@ class Stem(nn.Module):
         super().__init__()
         self.table_sizes = list(table_sizes)
         self.table_offsets = [0, *itertools.accumulate(self.table_sizes[:-1])]
-        self.register_buffer("offsets", torch.tensor(self.table_offsets), persistent=False)
+        self.register_buffer("offsets", torch.empty(len(self.table_sizes), dtype=torch.long), persistent=False)
+        self.reset_offsets()
         self.embedding = nn.Embedding(sum(self.table_sizes), EMBED_DIM, sparse=True)
+
+    def reset_offsets(self) -> None:
+        """Fill the row offsets of the feature tables (a buffer no saved state holds: a module given
+        storage after being made on the meta device must call this)."""
+        if not self.offsets.is_meta:
+            self.offsets.copy_(torch.tensor(self.table_offsets, device=self.offsets.device))
 
     def forward(self, sparse: torch.Tensor) -> torch.Tensor:
         return self.embedding(sparse + self.offsets)

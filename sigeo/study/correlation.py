@@ -219,13 +219,11 @@ def score_subnets(
 ) -> pd.DataFrame:
     """Score every architecture with every proxy inside one supernet (loaded once); one CSV row each."""
     from ..search import CandidateScorer, ProbeData, scoring_workers
-    from ..warmup import WarmupSettings, build_supernet
+    from ..warmup import WarmupSettings, load_supernet
 
     dataset = Dataset.open(dataset_dir)
     warm = WarmupSettings.from_config(config)
-    supernet = build_supernet(get_space(space_name, warm.space_widths), dataset, warm)
-    supernet.load_state_dict(torch.load(supernet_path, map_location="cpu", weights_only=True))
-    supernet.to(device)
+    supernet = load_supernet(supernet_path, get_space(space_name, warm.space_widths), dataset, warm, device)
     scorer = CandidateScorer(
         supernet, dataset, list(proxies), ProbeSettings.from_config(config), ProbeData.from_config(config), device
     )
