@@ -22,4 +22,7 @@ def zico_value(moments: GradientMoments, first_only: bool = False) -> float:
 
 @register("zico", higher_is_better=True)
 def zico(ctx: ProbeContext) -> dict[str, float]:
+    """One log term per measured parameter group (so SiGeo's ZiCo component too). A supernet
+    candidate measures each embedding table as its own group (``Candidate.probed``), as the
+    reference's one embedding module per feature does, although all tables share one parameter."""
     return {"zico": zico_value(ctx.moments())}
