@@ -3,8 +3,8 @@
 1. Per operator of both spaces (every block runs it, at widths below the maximum), layer norm on
    and off: the largest relative difference max|slice − mask| / max|mask| of the logits over a few
    random paths, in float32, at the paper's widths and Criteo's feature counts.
-2. Seconds per training step (forward + backward) of each mode on paths of the ``default`` warm-up
-   strategy, layer norm on and off.
+2. FLOPs and seconds per training step (forward + backward) of each mode on paths of the
+   ``default`` warm-up strategy, layer norm on and off.
 
     python bench/weight_sharing.py [--blocks 7] [--batch 512] [--paths 4] [--steps 6]
 """
@@ -17,6 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from sigeo.space.choice import FULL, SMALL, Path, SearchSpace, sample_path
 from sigeo.space.sampler import PathSampler
@@ -87,18 +88,28 @@ def step_seconds(net: SuperNet, paths: list[Path], data: tuple[torch.Tensor, tor
     return best
 
 
+def step_gflops(net: SuperNet, paths: list[Path], data: tuple[torch.Tensor, torch.Tensor]) -> float:
+    with FlopCounterMode(display=False) as counter:
+        for path in paths:
+            net(*data, path).square().mean().backward()
+    net.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / len(paths) / 1e9
+
+
 def speed(blocks: int, size: int, steps: int) -> None:
-    print(f"seconds per forward + backward, default-strategy paths ({blocks} blocks, batch {size}, {steps} steps, "
+    print(f"cost per forward + backward, default-strategy paths ({blocks} blocks, batch {size}, {steps} steps, "
           f"{torch.get_num_threads()} threads, fastest of 3 rounds)")  # fmt: skip
-    print(f"  {'space':6s} {'layer norm':10s} {'slice':>8s} {'mask':>8s}")
+    print(f"  {'space':6s} {'layer norm':10s} {'GFLOP slice':>12s} {'mask':>8s} {'s slice':>8s} {'mask':>8s}")
     data = batch(np.random.default_rng(2), size)
     for space in (SMALL, FULL):
         sampler = PathSampler(space, blocks, "default", "binomial-0.5", 0, seed=3)
         paths = [sampler.sample() for _ in range(steps)]
         for ln in (False, True):
             sliced, masked = twins(space, blocks, ln)
-            print(f"  {space.name:6s} {'on' if ln else 'off':10s} "
-                  f"{step_seconds(sliced, paths, data):8.3f} {step_seconds(masked, paths, data):8.3f}")  # fmt: skip
+            flops = [step_gflops(net, paths, data) for net in (sliced, masked)]
+            seconds = [step_seconds(net, paths, data) for net in (sliced, masked)]
+            print(f"  {space.name:6s} {'on' if ln else 'off':10s} {flops[0]:12.2f} {flops[1]:8.2f} "
+                  f"{seconds[0]:8.3f} {seconds[1]:8.3f}")  # fmt: skip
 
 
 def main() -> None:
