@@ -176,12 +176,13 @@ class CandidateScorer:
         return standalone_size(arch, self.num_dense, self.num_sparse)["flops_2x_all_blocks"]
 
     def context(self, arch: Architecture) -> ProbeContext:
-        """What the proxies see of ``arch``: in ``fixed`` mode every parameter it uses is measured;
-        in ``faithful`` mode only its head, with an optimizer step after each probe batch (docs/reference.md §5.3)."""
+        """What the proxies see of ``arch``: in ``fixed`` mode every parameter it uses is measured
+        (each embedding table its own parameter, as in the reference's model); in ``faithful`` mode
+        only its head, with an optimizer step after each probe batch (docs/reference.md §5.3)."""
         size = standalone_size(arch, self.num_dense, self.num_sparse)
         extras = {**size, "hash": arch.hash(), "oneshot": lambda: self.oneshot(arch)}
         candidate = Candidate(self.supernet, arch, self.embedding_rows)
-        params, step = candidate.measured(), None
+        params, step = candidate.probed(), None
         if self.probe.sigeo_mode == "faithful":
             params, step = _head_finetuning(candidate, self.data)
         return ProbeContext(candidate, self.probe_batches, _loss, self.probe, params=params, step=step, extras=extras)

@@ -3,6 +3,7 @@ faithful versus fixed SiGeo inside a supernet, one-shot scoring, and the top-k e
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
@@ -19,7 +20,7 @@ import torch
 import sigeo.search
 from sigeo.config import load_config
 from sigeo.errors import ConfigError
-from sigeo.proxies import PROXIES, ProbeSettings, register
+from sigeo.proxies import PROXIES, ProbeSettings, register, score
 from sigeo.search import (
     CandidateScorer,
     ProbeData,
@@ -354,6 +355,53 @@ def full_zico(flat: np.ndarray, sizes: tuple[int, ...]) -> float:
     return total
 
 
+class TableStem(torch.nn.Module):
+    """The reference's stem: one ``nn.Embedding`` per feature."""
+
+    def __init__(self, weights: list[torch.Tensor]) -> None:
+        super().__init__()
+        self.tables = torch.nn.ModuleList(torch.nn.Embedding.from_pretrained(w, freeze=False) for w in weights)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return torch.stack([table(ids[:, f]) for f, table in enumerate(self.tables)], dim=1)
+
+
+def test_zico_takes_one_term_per_embedding_table(tiny_dataset):
+    """ZiCo (and SiGeo's ZiCo component) of a candidate equals ZiCo computed independently on the same
+    network with one ``nn.Embedding`` per feature, every parameter its own log term, and differs
+    from pooling the tables into one term."""
+    from sigeo.data.store import Dataset
+    from sigeo.train import logloss
+
+    net = supernet()
+    oracle = copy.deepcopy(net)
+    stem = net.stem
+    oracle.stem = TableStem([stem.embedding.weight.detach()[o : o + n].clone()
+                             for o, n in zip(stem.table_offsets, stem.table_sizes, strict=True)])  # fmt: skip
+    scorer = CandidateScorer(net, Dataset.open(tiny_dataset), ["sigeo"], probe_settings(), DATA, CPU)
+    arch = sample_architecture(np.random.default_rng(4), SMALL, 2)
+    grads = []
+    for dense, ids, label in scorer.probe_batches:
+        oracle.zero_grad(set_to_none=True)
+        logloss(oracle(dense, ids, arch), label).backward()
+        grads.append({name: p.grad.double().flatten().numpy() for name, p in oracle.named_parameters()
+                      if p.grad is not None})  # fmt: skip
+
+    def ratio(g: np.ndarray) -> float:  # Σ_{σ>0} μ/σ over the batches (rows)
+        mu, sigma = np.abs(g).mean(0), g.std(0, ddof=1)
+        return float((mu[sigma != 0] / sigma[sigma != 0]).sum())
+
+    ratios = {name: ratio(np.stack([g[name] for g in grads])) for name in grads[0]}
+    per_table = sum(math.log(r) for r in ratios.values() if r > 0)
+    pooled = sum(math.log(r) for name, r in ratios.items() if r > 0 and not name.startswith("stem."))
+    pooled += math.log(sum(r for name, r in ratios.items() if name.startswith("stem.")))
+    assert sum(name.startswith("stem.tables.") and r > 0 for name, r in ratios.items()) == len(TABLES)
+    ctx = scorer.context(arch)
+    for proxy, column in (("zico", "zico"), ("sigeo", "sigeo_zico")):  # the ZiCo proxy, and SiGeo's component
+        assert score([proxy], ctx)[column] == pytest.approx(per_table, rel=1e-6)
+    assert abs(per_table - pooled) > 1.0
+
+
 def test_fixed_and_faithful_sigeo_differ_where_the_reference_does(tiny_dataset):
     """docs/reference.md §5.3: faithful measures only the head, steps Adagrad between the probe batches (clipped
     gradients, lr 1e-8, 1e-8, 8e-4, 1.6e-3) and keeps the first element's ZiCo ratio; fixed measures every
@@ -369,11 +417,14 @@ def test_fixed_and_faithful_sigeo_differ_where_the_reference_does(tiny_dataset):
 
     ctx = fixed.context(arch)
     record = ctx.gradients()
-    assert set(record.names) == set(ctx.model.regions)  # every region the candidate reads (all receive gradients)
-    assert "stem.embedding.weight" in record.names and "blocks.1.efc.weight" in record.names
+    tables = {f"stem.tables.{f}.weight" for f in range(len(TABLES))}
+    # every region the candidate reads (all receive gradients), the embedding rows one group per table
+    assert set(record.names) == set(ctx.model.regions) - {"stem.embedding.weight"} | tables
+    assert "blocks.1.efc.weight" in record.names
     for name, theta in record.theta.items():
-        region = ctx.model.regions[name]
-        assert torch.equal(theta, region.select(region.param.detach()))
+        region = ctx.model.regions.get(name)
+        if region is not None:
+            assert torch.equal(theta, region.select(region.param.detach()))
     flat = record.flat.double().numpy()  # the float32 gradients, exactly; the maths in float64
     inner = record.theta_flat.double().numpy() @ flat.sum(0)
     scores = fixed.score(arch)

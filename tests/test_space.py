@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -116,26 +117,42 @@ def test_supernet_forward_on_random_paths(space, dataset):
 
 
 def naive_masked_forward(net: SuperNet, dense: torch.Tensor, ids: torch.Tensor, path: Arch) -> torch.Tensor:
-    """The reference's supernet, written out plainly: zero-padded inputs, full-width layers, masks."""
+    """The reference's supernet, written out plainly: zero-padded inputs, full-width layers (the
+    modules themselves, ``nn.MultiheadAttention`` included), masks after the activation."""
 
     def ln(module, x):
         return module(x) if module is not None else x
 
+    def placed(acts, keep):  # every candidate input, zero where not selected
+        return torch.cat([a if j in keep else torch.zeros_like(a) for j, a in enumerate(acts)], 1)
+
+    space = path.space
     dense_acts, sparse_acts = [dense], [net.stem(ids)]
     for blk, choice in zip(net.blocks, path.blocks, strict=True):
-        xd = torch.cat([a if j in choice.dense_idx else torch.zeros_like(a) for j, a in enumerate(dense_acts)], 1)
-        xs = torch.cat([a if j in choice.sparse_idx else torch.zeros_like(a) for j, a in enumerate(sparse_acts)], 1)
-        mask_d = (torch.arange(1024) < choice.dense_dim).float()
-        mask_s = (torch.arange(64) < choice.sparse_dim).float()[None, :, None]
-        outs = []
-        if 0 in choice.active_nodes:
-            outs.append(F.relu(ln(blk.fc_ln, blk.fc(xd))) * mask_d)
-        if 1 in choice.active_nodes:
+        xd, xs = placed(dense_acts, choice.dense_idx), placed(sparse_acts, choice.sparse_idx)
+        xl, xr = placed(dense_acts, [choice.dense_left_idx]), placed(dense_acts, [choice.dense_right_idx])
+        mask_d = (torch.arange(space.max_dense) < choice.dense_dim).float()
+        mask_s = (torch.arange(space.max_sparse) < choice.sparse_dim).float()[None, :, None]
+        dense_out, sparse_out = 0, 0
+        if choice.uses(space, "fc"):
+            dense_out = dense_out + F.relu(ln(blk.fc_ln, blk.fc(xd))) * mask_d
+        if choice.uses(space, "dp"):
             v = ln(blk.dp_dense_ln, blk.dp_dense(xd))
             rows = ln(blk.dp_rows_ln, blk.dp_rows(xs.transpose(1, 2))).transpose(1, 2)
-            outs.append(ln(blk.dp_ln, blk.dp_out(pairwise_dots(torch.cat([v[:, None], rows], 1)))) * mask_d)
-        dense_out = sum(outs)
-        sparse_out = F.relu(ln(blk.efc_ln, blk.efc(xs.transpose(1, 2)))).transpose(1, 2) * mask_s
+            dense_out = dense_out + ln(blk.dp_ln, blk.dp_out(pairwise_dots(torch.cat([v[:, None], rows], 1)))) * mask_d
+        if choice.uses(space, "sg"):
+            gated = torch.sigmoid(blk.sg_gate(xl)) * xr
+            dense_out = dense_out + ln(blk.sg_ln, blk.sg_out(gated) if blk.sg_out is not None else gated) * mask_d
+        if choice.uses(space, "sum"):
+            summed = xl + xr
+            dense_out = dense_out + ln(blk.sum_ln, blk.sum_out(summed) if blk.sum_out is not None else summed) * mask_d
+        if choice.uses(space, "efc"):
+            sparse_out = sparse_out + F.relu(ln(blk.efc_ln, blk.efc(xs.transpose(1, 2)))).transpose(1, 2) * mask_s
+        if choice.uses(space, "attn"):
+            y = ln(blk.attn_rows_ln, blk.attn_rows(xs.transpose(1, 2))).transpose(1, 2) * mask_s
+            h = blk.attn_ln1(y + blk.attn(y, y, y, need_weights=False)[0])
+            out = blk.attn_ln2(h + blk.attn_ffn2(F.relu(blk.attn_ffn1(h))))
+            sparse_out = sparse_out + out * mask_s
         extra = torch.zeros(dense.shape[0], 8, 16)
         if choice.interact:
             extra = ln(blk.interact_ln, blk.interact(dense_out)).view(-1, 8, 16)
@@ -146,37 +163,96 @@ def naive_masked_forward(net: SuperNet, dense: torch.Tensor, ids: torch.Tensor, 
     return net.head(torch.cat([dense_acts[-1], sparse_acts[-1].flatten(1)], 1)).squeeze(1)
 
 
-@pytest.mark.parametrize("use_layernorm", [False, True])
-def test_slicing_equals_the_reference_masking(use_layernorm):
+def twin_supernets(space, use_layernorm: bool, num_blocks: int) -> tuple[SuperNet, SuperNet]:
+    """A slicing and a masking supernet with the same random weights everywhere, LayerNorm affine and
+    attention biases included (so the masked-away units and rows are not trivially zero)."""
     torch.manual_seed(1)
-    sliced = SuperNet(SMALL, 13, [11] * 26, num_blocks=4, use_layernorm=use_layernorm)
-    masked = SuperNet(SMALL, 13, [11] * 26, num_blocks=4, use_layernorm=use_layernorm, weight_sharing="mask")
-    masked.load_state_dict(sliced.state_dict())
-    with torch.no_grad():  # random weights everywhere, LayerNorm affine included
+    sliced = SuperNet(space, 13, [11] * 26, num_blocks=num_blocks, use_layernorm=use_layernorm)
+    with torch.no_grad():
         for p in sliced.parameters():
             p.normal_(0, 0.05)
+    masked = SuperNet(space, 13, [11] * 26, num_blocks, use_layernorm=use_layernorm, weight_sharing="mask")
     masked.load_state_dict(sliced.state_dict())
+    return sliced, masked
+
+
+def relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach(), b.detach()
+    return float((a - b).abs().max() / b.abs().max()) if b.abs().max() > 0 else float((a - b).abs().max())
+
+
+@pytest.mark.parametrize("use_layernorm", [False, True])
+@pytest.mark.parametrize("space", [SMALL, FULL])
+def test_masking_equals_the_plain_reference(space, use_layernorm):
+    _, masked = twin_supernets(space, use_layernorm, num_blocks=3)
     rng = np.random.default_rng(2)
     dense, ids = torch.randn(6, 13), torch.randint(0, 11, (6, 26))
-    for _ in range(8):
-        path = sample_path(rng, SMALL, 4, "any", "any", "binomial-0.5")
+    for _ in range(6):
+        path = sample_path(rng, space, 3, "any", "any", "binomial-0.5")
         with torch.no_grad():
-            reference = naive_masked_forward(sliced, dense, ids, path)
-            torch.testing.assert_close(masked(dense, ids, path), reference, rtol=1e-5, atol=1e-5)
-            if not use_layernorm:  # with layer norm, slicing normalises over the live units only
-                torch.testing.assert_close(sliced(dense, ids, path), reference, rtol=1e-5, atol=1e-5)
+            reference = naive_masked_forward(masked, dense, ids, path)
+            assert relative_difference(masked(dense, ids, path), reference) <= 1e-5
+
+
+def operator_paths(rng: np.random.Generator, space, op: str, num_blocks: int, n: int) -> list[Arch]:
+    """Random any-path paths in which every block runs ``op`` (with one operator of the other kind)
+    at widths below the maximum, so there are always masked-away units."""
+    k = space.nodes.index(op)
+    others = space.sparse_nodes if k in space.dense_nodes else space.dense_nodes
+    paths = []
+    for _ in range(n):
+        path = sample_path(rng, space, num_blocks, "any", "any", "binomial-0.5")
+        narrow = {"dense_dim": space.dense_dims[:-1], "sparse_dim": space.sparse_dims[:-1]}
+        blocks = [
+            replace(b, active_nodes=tuple(sorted((k, int(rng.choice(others))))),
+                    **{key: int(rng.choice(dims)) for key, dims in narrow.items()})
+            for b in path.blocks
+        ]  # fmt: skip
+        paths.append(Arch(space, tuple(blocks)))
+    return paths
+
+
+@pytest.mark.parametrize("use_layernorm", [False, True])
+@pytest.mark.parametrize(("space", "op"), [(SMALL, op) for op in SMALL.nodes] + [(FULL, op) for op in FULL.nodes])
+def test_slicing_equals_masking_on_every_operator(space, op, use_layernorm):
+    """Slicing computes the reference's masked function: the same logits (float32) and the same
+    gradient of every parameter (float64, where rounding cannot hide a difference)."""
+    space = space.with_widths((16, 32, 64, 128), (8, 16, 24))  # the paper's widths behave alike, only slower
+    sliced, masked = twin_supernets(space, use_layernorm, num_blocks=3)
+    rng = np.random.default_rng(3)
+    dense, ids = torch.randn(6, 13), torch.randint(0, 11, (6, 26))
+    paths = operator_paths(rng, space, op, 3, 3)
+    with torch.no_grad():
+        for path in paths:
+            assert relative_difference(sliced(dense, ids, path), masked(dense, ids, path)) <= 1e-5
+    sliced, masked, dense = sliced.double(), masked.double(), dense.double()
+    for path in paths:
+        sliced.zero_grad(set_to_none=True)
+        masked.zero_grad(set_to_none=True)
+        sliced(dense, ids, path).square().sum().backward()
+        masked(dense, ids, path).square().sum().backward()
+        for (name, p_s), p_m in zip(sliced.named_parameters(), masked.parameters(), strict=True):
+            g_s, g_m = (torch.zeros_like(p) if p.grad is None else p.grad.to_dense() for p in (p_s, p_m))
+            assert relative_difference(g_s, g_m) <= 1e-10, name
 
 
 def test_slicing_backpropagates_only_into_the_used_slices():
     torch.manual_seed(0)
-    net = SuperNet(SMALL, 13, [5] * 26, num_blocks=2)
     path = full_path(SMALL, 2)
     blocks = [type(b)(**{**vars(b), "dense_dim": 32, "sparse_dim": 16, "active_nodes": (0, 2)}) for b in path.blocks]
     narrow = Arch(SMALL, tuple(blocks))
-    net(torch.randn(4, 13), torch.randint(0, 5, (4, 26)), narrow).sum().backward()
-    grad = net.blocks[1].fc.weight.grad
+    dense, ids = torch.randn(4, 13), torch.randint(0, 5, (4, 26))
+    plain = SuperNet(SMALL, 13, [5] * 26, num_blocks=2, use_layernorm=False)
+    plain(dense, ids, narrow).sum().backward()
+    grad = plain.blocks[1].fc.weight.grad
     assert grad[32:].abs().sum() == 0 and grad[:32].abs().sum() > 0
-    assert net.blocks[0].dp_out.weight.grad is None  # an operator the path does not use
+    assert plain.blocks[0].dp_out.weight.grad is None  # an operator the path does not use
+    # with layer norm every output unit enters the statistics, but still only the live input columns
+    normed = SuperNet(SMALL, 13, [5] * 26, num_blocks=2, use_layernorm=True)
+    normed(dense, ids, narrow).sum().backward()
+    grad = normed.blocks[1].fc.weight.grad  # block 1 reads the 13 dense features and block 0's 32 live columns
+    assert grad[:, 13 + 32 :].abs().sum() == 0
+    assert (grad[32:, : 13 + 32].abs().sum(1) > 0).all()
 
 
 def standalone_dense_params(arch: Arch, num_dense: int, num_sparse: int) -> int:

@@ -29,6 +29,9 @@ def zico_value(moments: GradientMoments, first_only: bool = False) -> float:
 
 @register("zico", higher_is_better=True)
 def zico(ctx: ProbeContext) -> dict[str, float]:
+    """One log term per measured parameter group (so SiGeo's ZiCo component too). A supernet
+    candidate measures each embedding table as its own group (``Candidate.probed``), as the
+    reference's one embedding module per feature does, although all tables share one parameter."""
     if ctx.settings.sigeo_mode == "faithful":
         return {"zico": zico_value(ctx.moments(), first_only=True) - loss_value(ctx.gradients())}
     return {"zico": zico_value(ctx.moments())}

@@ -4,15 +4,21 @@ Every layer is sized for the zero-padded concatenation of all of a block's candi
 the reference, but a forward pass only touches what the path selects: the selected inputs' live
 columns (``Segment``s of the full input) and the leading rows of each weight up to the chosen width
 ("slice" mode), so compute scales with the subnet. "mask" mode instead computes every operator at
-full width and zeroes the columns beyond the chosen width, which is the reference's behaviour and
-differs from slicing only where a LayerNorm or attention sees the zeroed units; with layer norm off
-the two agree on every operator but attention (a test checks this).
+full width and zeroes the units beyond the chosen width, which is the reference's behaviour.
+
+Both modes compute the same function. Two places need care for that: a LayerNorm over a
+width-dependent axis takes its statistics over the full width, including the units the mask then
+zeroes, so slicing computes that projection's every output unit (from the live inputs only) and
+keeps the leading ones after normalising; and attention in the mask mode also attends to the
+zeroed rows, which all project to the same key and value (the projection's biases), so slicing
+adds that key once, weighted by the number of dead rows.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
@@ -202,6 +208,21 @@ def layer_norm(x: torch.Tensor, ln: nn.LayerNorm | None) -> torch.Tensor:
     return F.layer_norm(x, (n,), _take(ln.weight, (0, n)), _take(ln.bias, (0, n)), ln.eps)
 
 
+def normed_width(ln: nn.LayerNorm | None, n: int) -> int:
+    """How many output units a projection followed by ``ln`` computes when ``n`` are used.
+
+    With layer norm all of them: the reference normalises the full-width output before masking it,
+    so the units a subnet does not use still enter the mean and variance of those it does.
+    """
+    return n if ln is None else ln.normalized_shape[0]
+
+
+def norm_leading(y: torch.Tensor, ln: nn.LayerNorm | None, n: int) -> torch.Tensor:
+    """``ln`` over the last axis of ``y`` (``normed_width`` units), then the leading ``n`` units."""
+    y = layer_norm(y, ln)
+    return y if y.shape[-1] == n else y[..., :n]
+
+
 class SuperBlock(nn.Module):
     """One choice block holding every operator of the space at maximum width."""
 
@@ -292,7 +313,8 @@ class SuperBlock(nn.Module):
             extra = y.view(-1, INTERACT_ROWS, EMBED_DIM).transpose(1, 2)
         if block.deep_fm:
             fm_in = fm_vector(sparse_out.transpose(1, 2))
-            fm = layer_norm(seg_linear(fm_in, self.fm, [(0, EMBED_DIM)], n_dense), self.fm_ln)
+            fm_out = seg_linear(fm_in, self.fm, [(0, EMBED_DIM)], normed_width(self.fm_ln, n_dense))
+            fm = norm_leading(fm_out, self.fm_ln, n_dense)
             dense_out = dense_out + (self._mask_cols(fm, d) if mask else fm)
         return dense_out, SparseAct(sparse_out, extra)
 
@@ -309,7 +331,7 @@ class SuperBlock(nn.Module):
     ) -> torch.Tensor:
         if op == "fc":
             x, segs = dense_input()
-            return _relu(layer_norm(seg_linear(x, self.fc, segs, n), self.fc_ln))
+            return _relu(norm_leading(seg_linear(x, self.fc, segs, normed_width(self.fc_ln, n)), self.fc_ln, n))
         if op == "dp":
             x, segs = dense_input()
             v = layer_norm(seg_linear(x, self.dp_dense, segs, EMBED_DIM), self.dp_dense_ln) if self.dp_dense else x
@@ -318,7 +340,8 @@ class SuperBlock(nn.Module):
                 s = layer_norm(seg_linear(s, self.dp_rows, rsegs, self.p), self.dp_rows_ln)
             t = torch.cat([v.unsqueeze(1), s.transpose(1, 2)], dim=1)
             y = pairwise_dots(t)
-            return layer_norm(seg_linear(y, self.dp_out, [(0, y.shape[1])], n), self.dp_ln)
+            out = seg_linear(y, self.dp_out, [(0, y.shape[1])], normed_width(self.dp_ln, n))
+            return norm_leading(out, self.dp_ln, n)
         left, right = dense[block.dense_left_idx], dense[block.dense_right_idx]
         lseg = (self.dense_offsets[block.dense_left_idx], left.shape[1])
         rseg = (self.dense_offsets[block.dense_right_idx], right.shape[1])
@@ -326,16 +349,17 @@ class SuperBlock(nn.Module):
             gate = torch.sigmoid(
                 F.linear(left, _take(self.sg_gate.weight, rseg, [lseg]), _take(self.sg_gate.bias, rseg))
             )
-            x, segs = gate * right, [rseg]
-            y = seg_linear(x, self.sg_out, segs, n) if self.sg_out is not None else self._place(x, rseg, n)
-            return layer_norm(y, self.sg_ln)
+            x, segs, m = gate * right, [rseg], normed_width(self.sg_ln, n)
+            y = seg_linear(x, self.sg_out, segs, m) if self.sg_out is not None else self._place(x, rseg, m)
+            return norm_leading(y, self.sg_ln, n)
         if op == "sum":
             if block.dense_left_idx == block.dense_right_idx:
                 x, segs = left + right, [lseg]
             else:
                 x, segs = torch.cat([left, right], dim=1), [lseg, rseg]
-            y = seg_linear(x, self.sum_out, segs, n) if self.sum_out is not None else self._place_sum(x, segs, n)
-            return layer_norm(y, self.sum_ln)
+            m = normed_width(self.sum_ln, n)
+            y = seg_linear(x, self.sum_out, segs, m) if self.sum_out is not None else self._place_sum(x, segs, m)
+            return norm_leading(y, self.sum_ln, n)
         raise ValueError(f"{op!r} is not a dense operator")
 
     @staticmethod
@@ -353,26 +377,37 @@ class SuperBlock(nn.Module):
     def _sparse_op(self, op: str, sparse_input: Inputs, block: Block, n: int) -> torch.Tensor:
         s, segs = sparse_input()
         if op == "efc":
-            return _relu(layer_norm(seg_linear(s, self.efc, segs, n), self.efc_ln))
+            return _relu(norm_leading(seg_linear(s, self.efc, segs, normed_width(self.efc_ln, n)), self.efc_ln, n))
         if op == "attn":  # attention runs rows first, [B, rows, E]
-            y = layer_norm(seg_linear(s, self.attn_rows, segs, n), self.attn_rows_ln).transpose(1, 2)
+            m = normed_width(self.attn_rows_ln, n)
+            y = norm_leading(seg_linear(s, self.attn_rows, segs, m), self.attn_rows_ln, n).transpose(1, 2)
             y = self._mask_rows(y, block.sparse_dim) if n != block.sparse_dim else y
-            out = self._attention(y)
+            out = self._attention(y, self.r - n)
             return (self._mask_rows(out, block.sparse_dim) if n != block.sparse_dim else out).transpose(1, 2)
         raise ValueError(f"{op!r} is not a sparse operator")
 
-    def _attention(self, y: torch.Tensor) -> torch.Tensor:
+    def _attention(self, y: torch.Tensor, dead: int) -> torch.Tensor:
         """The transformer layer on [B, rows, E], in functional ops on ``_take``-n weights.
 
-        Written out rather than calling the modules with swapped-in weights, so that candidates scored
-        concurrently in threads never swap parameters of a module they share.
+        ``dead`` rows beyond ``y``'s are all-zero rows the layer also attends to, as the reference's
+        masked supernet does: each projects to the key and value biases, so they enter the softmax as
+        one extra key whose weight is multiplied by ``dead`` (log(dead) added to its logit). Their own
+        outputs are masked away, so they need no query. Written out rather than calling the modules
+        with swapped-in weights, so that candidates scored concurrently in threads never swap
+        parameters of a module they share.
         """
-        attn, rows_first = self.attn, y.transpose(0, 1)
-        mixed = F.multi_head_attention_forward(
-            *(rows_first,) * 3, EMBED_DIM, ATTN_HEADS, _take(attn.in_proj_weight), _take(attn.in_proj_bias),
-            None, None, False, 0.0, _take(attn.out_proj.weight), _take(attn.out_proj.bias),
-            training=False, need_weights=False,
-        )[0].transpose(0, 1)  # fmt: skip
+        attn, (batch, rows, _) = self.attn, y.shape
+        in_bias = _take(attn.in_proj_bias)
+        heads = (ATTN_HEADS, EMBED_DIM // ATTN_HEADS)
+        q, k, v = F.linear(y, _take(attn.in_proj_weight), in_bias).view(batch, rows, 3, *heads).permute(2, 0, 3, 1, 4)
+        logit_bias = None
+        if dead:
+            _, k_dead, v_dead = in_bias.view(3, 1, heads[0], 1, heads[1])
+            k = torch.cat([k, k_dead.expand(batch, -1, -1, -1)], dim=2)
+            v = torch.cat([v, v_dead.expand(batch, -1, -1, -1)], dim=2)
+            logit_bias = F.pad(y.new_zeros(1, rows), (0, 1), value=math.log(dead))
+        mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=logit_bias).transpose(1, 2).reshape(y.shape)
+        mixed = F.linear(mixed, _take(attn.out_proj.weight), _take(attn.out_proj.bias))
         h = layer_norm(y + mixed, self.attn_ln1)
         ffn = F.linear(_relu(F.linear(h, _take(self.attn_ffn1.weight), _take(self.attn_ffn1.bias))),
                        _take(self.attn_ffn2.weight), _take(self.attn_ffn2.bias))  # fmt: skip
@@ -455,6 +490,18 @@ class OwnRows(nn.Module):
         self.register_buffer("offsets", stem.offsets.clone(), persistent=False)
         self.register_buffer("rows", rows, persistent=False)
         self.weight = nn.Parameter(self.region.take(stem.embedding.weight.detach()))
+        ends = torch.tensor([*stem.table_offsets, sum(stem.table_sizes)], device=rows.device)
+        self.table_bounds = torch.searchsorted(rows, ends).tolist()  # table f: own rows bounds[f]..bounds[f+1]
+
+    def tables(self) -> dict[int, Region]:
+        """Each feature table's rows of the own copy (rows are sorted, so a table's are contiguous),
+        for the tables that have any."""
+        bounds = self.table_bounds
+        return {
+            f: Region(self.weight, rows=(lo, hi - lo))
+            for f, (lo, hi) in enumerate(itertools.pairwise(bounds))
+            if hi > lo
+        }
 
     def forward(self, sparse_ids: torch.Tensor) -> torch.Tensor:
         wanted = sparse_ids + self.offsets
@@ -501,6 +548,21 @@ class Candidate(nn.Module):
             name: self.stem.weight if name == "stem.embedding.weight" else getattr(self, name.replace(".", "/"))
             for name in self.regions
         }
+
+    def probed(self) -> dict[str, nn.Parameter | Region]:
+        """:meth:`measured` with the own embedding rows split into one group per feature table.
+
+        The supernet keeps all tables in one parameter for speed; the reference has one embedding
+        module per feature. Statistics taken per parameter (ZiCo's log per parameter) must see one
+        group per table, whatever the storage, or 26 Criteo tables would count as one layer.
+        """
+        groups: dict[str, nn.Parameter | Region] = {}
+        for name, param in self.measured().items():
+            if self.stem is not None and param is self.stem.weight:
+                groups.update({f"stem.tables.{f}.weight": region for f, region in self.stem.tables().items()})
+            else:
+                groups[name] = param
+        return groups
 
     def forward(self, dense: torch.Tensor, sparse_ids: torch.Tensor) -> torch.Tensor:
         embedded = self.stem(sparse_ids) if self.stem is not None else self.supernet.stem(sparse_ids)
