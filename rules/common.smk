@@ -3,6 +3,7 @@ from dataclasses import asdict
 from sigeo.config import (
     baseline_names,
     check_proxies,
+    dataset_config,
     datasets,
     level_name,
     published_architecture,
@@ -30,17 +31,18 @@ RANKS = range(config["search"]["top_k"])
 REPEATS = [repeat_segment(i) for i in range(config["search"]["repeats"])]
 BASELINES = baseline_names(config)
 STAGE_KEYS = {
-    "warmup": ("seed", "num_blocks", "space_widths", "warmup", "devices"),
+    "warmup": ("seed", "num_blocks", "space_widths", "data", "warmup", "devices"),
     "search": (
         "seed",
         "num_blocks",
         "space_widths",
+        "data",
         "warmup",
         "proxy",
         "search",
         "devices",
     ),
-    "train_final": ("seed", "final", "devices"),
+    "train_final": ("seed", "data", "final", "devices"),
 }
 
 
@@ -71,9 +73,21 @@ def download_param(key):
     return lookup
 
 
+def sections(wildcards, keys):
+    """The config sections ``keys`` as the job's data set sees them (its overrides applied): a job's
+    params, so editing another section, or another data set's overrides, does not rerun it.
+    """
+    effective = dataset_config(config, wildcards.dataset)
+    return {key: effective[key] for key in keys}
+
+
 def stage_config(stage):
-    """The config sections a stage reads (so editing another section does not rerun it)."""
-    return {key: config[key] for key in STAGE_KEYS[stage]}
+    """The params function of a stage: the config sections it reads, for the job's data set."""
+
+    def params(wildcards):
+        return sections(wildcards, STAGE_KEYS[stage])
+
+    return params
 
 
 def repeat_stage(stage):
@@ -81,7 +95,7 @@ def repeat_stage(stage):
 
     def params(wildcards):
         seed = repeat_seed(config["seed"], repeat_index(wildcards.repeat))
-        return {**stage_config(stage), "seed": seed}
+        return {**sections(wildcards, STAGE_KEYS[stage]), "seed": seed}
 
     return params
 

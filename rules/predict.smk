@@ -18,6 +18,11 @@ rule export_model:
         "../workflow/scripts/export_model.py"
 
 
+def eval_batch_size(wildcards):
+    """The final section's evaluation batch of the job's data set."""
+    return sections(wildcards, ["final"])["final"]["eval_batch_size"]
+
+
 rule predict:
     input:
         best="results/final/{dataset}/{space}/w{level}/{proxy}/best.json",
@@ -39,6 +44,6 @@ rule predict:
         mem_mb=final_mem_mb,
         runtime=60,
     params:
-        batch_size=config["final"]["eval_batch_size"],
+        batch_size=eval_batch_size,
     script:
         "../workflow/scripts/predict.py"
