@@ -44,6 +44,11 @@ STAGE_KEYS = {
     ),
     "train_final": ("seed", "data", "final", "devices"),
 }
+# Only what each job reads, so growing num_subnets or editing the proxy list keeps trained subnets up to date.
+CORRELATION_KEYS = {
+    "truth": ("seed", "epochs", "max_train_rows"),
+    "score": ("seed", "num_subnets"),
+}
 
 
 def dataset_spec(wildcards):
@@ -98,6 +103,30 @@ def repeat_stage(stage):
         return {**sections(wildcards, STAGE_KEYS[stage]), "seed": seed}
 
     return params
+
+
+def eval_batch_size(wildcards):
+    """The final section's evaluation batch of the job's data set."""
+    return sections(wildcards, ["final"])["final"]["eval_batch_size"]
+
+
+def truth_stage(wildcards):
+    """A ground-truth training's params: the final training's sections and the study's keys."""
+    return {
+        **sections(wildcards, STAGE_KEYS["train_final"]),
+        "num_blocks": config["num_blocks"],
+        "space_widths": config["space_widths"],
+        "correlation": {k: config["correlation"][k] for k in CORRELATION_KEYS["truth"]},
+    }
+
+
+def score_stage(wildcards):
+    """A scoring job's params: the sections the proxies read and the study's keys."""
+    keys = ("seed", "num_blocks", "space_widths", "data", "warmup", "proxy", "devices")
+    return {
+        **sections(wildcards, keys),
+        "correlation": {k: config["correlation"][k] for k in CORRELATION_KEYS["score"]},
+    }
 
 
 def baseline_inputs(wildcards):

@@ -1,30 +1,6 @@
 from sigeo.study.correlation import CorrelationSettings
 
 CORRELATION = CorrelationSettings.from_config(config)
-# Only what each job reads, so growing num_subnets or editing the proxy list keeps trained subnets up to date.
-CORRELATION_KEYS = {
-    "truth": ("seed", "epochs", "max_train_rows"),
-    "score": ("seed", "num_subnets"),
-}
-
-
-def truth_stage(wildcards):
-    """A ground-truth training's params: the final training's sections and the study's keys."""
-    return {
-        **sections(wildcards, STAGE_KEYS["train_final"]),
-        "num_blocks": config["num_blocks"],
-        "space_widths": config["space_widths"],
-        "correlation": {k: config["correlation"][k] for k in CORRELATION_KEYS["truth"]},
-    }
-
-
-def score_stage(wildcards):
-    """A scoring job's params: the sections the proxies read and the study's keys."""
-    keys = ("seed", "num_blocks", "space_widths", "data", "warmup", "proxy", "devices")
-    return {
-        **sections(wildcards, keys),
-        "correlation": {k: config["correlation"][k] for k in CORRELATION_KEYS["score"]},
-    }
 
 
 # One job per subnet: at the paper's scale each is a full training (hours on a GPU), so the

@@ -18,11 +18,6 @@ rule export_model:
         "../workflow/scripts/export_model.py"
 
 
-def eval_batch_size(wildcards):
-    """The final section's evaluation batch of the job's data set."""
-    return sections(wildcards, ["final"])["final"]["eval_batch_size"]
-
-
 rule predict:
     input:
         best="results/final/{dataset}/{space}/w{level}/{proxy}/best.json",
