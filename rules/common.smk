@@ -3,6 +3,7 @@ from dataclasses import asdict
 from sigeo.config import (
     baseline_names,
     check_proxies,
+    dataset_config,
     datasets,
     gpu_conda_env,
     level_name,
@@ -33,17 +34,23 @@ BASELINES = baseline_names(config)
 # The conda environment of the rules that train or score networks (under --sdm conda).
 GPU_ENV = str(gpu_conda_env(config, workflow.basedir))
 STAGE_KEYS = {
-    "warmup": ("seed", "num_blocks", "space_widths", "warmup", "devices"),
+    "warmup": ("seed", "num_blocks", "space_widths", "data", "warmup", "devices"),
     "search": (
         "seed",
         "num_blocks",
         "space_widths",
+        "data",
         "warmup",
         "proxy",
         "search",
         "devices",
     ),
-    "train_final": ("seed", "final", "devices"),
+    "train_final": ("seed", "data", "final", "devices"),
+}
+# Only what each job reads, so growing num_subnets or editing the proxy list keeps trained subnets up to date.
+CORRELATION_KEYS = {
+    "truth": ("seed", "epochs", "max_train_rows"),
+    "score": ("seed", "num_subnets"),
 }
 
 
@@ -74,25 +81,35 @@ def download_param(key):
     return lookup
 
 
-def job_config(key):
-    """config[key] as the jobs get it: ``devices`` without the GPU rules' conda environment, which
-    changes how a job starts, not what it computes (under --sdm conda Snakemake's software-env
-    trigger still reruns the jobs whose environment changed)."""
-    if key == "devices":
-        return {k: v for k, v in config["devices"].items() if k != "conda_env_gpu"}
-    return config[key]
+# Keys that change how a job starts or which jobs exist, not what a job computes: left out of its params.
+NOT_PARAMS = {"devices": ("conda_env_gpu",), "final": ("retrain_on_trainval",)}
+
+
+def sections(wildcards, keys):
+    """The config sections ``keys`` as the job's data set sees them (its overrides applied): a job's
+    params, so editing another section, or another data set's overrides, does not rerun it. Without
+    devices.conda_env_gpu (how a GPU job starts; under --sdm conda Snakemake's software-env trigger
+    still reruns the jobs whose environment changed) and final.retrain_on_trainval (it only adds a
+    job: turning it on keeps every training up to date).
+    """
+    effective = dataset_config(config, wildcards.dataset)
+    return {
+        key: (
+            {k: v for k, v in effective[key].items() if k not in NOT_PARAMS[key]}
+            if key in NOT_PARAMS
+            else effective[key]
+        )
+        for key in keys
+    }
 
 
 def stage_config(stage):
-    """The config sections a stage reads (so editing another section does not rerun it). Without
-    final.retrain_on_trainval, which only adds a job: turning it on keeps every training up to date.
-    """
-    sections = {key: job_config(key) for key in STAGE_KEYS[stage]}
-    if "final" in sections:
-        sections["final"] = {
-            k: v for k, v in sections["final"].items() if k != "retrain_on_trainval"
-        }
-    return sections
+    """The params function of a stage: the config sections it reads, for the job's data set."""
+
+    def params(wildcards):
+        return sections(wildcards, STAGE_KEYS[stage])
+
+    return params
 
 
 def repeat_stage(stage):
@@ -100,9 +117,33 @@ def repeat_stage(stage):
 
     def params(wildcards):
         seed = repeat_seed(config["seed"], repeat_index(wildcards.repeat))
-        return {**stage_config(stage), "seed": seed}
+        return {**sections(wildcards, STAGE_KEYS[stage]), "seed": seed}
 
     return params
+
+
+def eval_batch_size(wildcards):
+    """The final section's evaluation batch of the job's data set."""
+    return sections(wildcards, ["final"])["final"]["eval_batch_size"]
+
+
+def truth_stage(wildcards):
+    """A ground-truth training's params: the final training's sections and the study's keys."""
+    return {
+        **sections(wildcards, STAGE_KEYS["train_final"]),
+        "num_blocks": config["num_blocks"],
+        "space_widths": config["space_widths"],
+        "correlation": {k: config["correlation"][k] for k in CORRELATION_KEYS["truth"]},
+    }
+
+
+def score_stage(wildcards):
+    """A scoring job's params: the sections the proxies read and the study's keys."""
+    keys = ("seed", "num_blocks", "space_widths", "data", "warmup", "proxy", "devices")
+    return {
+        **sections(wildcards, keys),
+        "correlation": {k: config["correlation"][k] for k in CORRELATION_KEYS["score"]},
+    }
 
 
 def baseline_inputs(wildcards):

@@ -1,24 +1,6 @@
 from sigeo.study.correlation import CorrelationSettings
 
 CORRELATION = CorrelationSettings.from_config(config)
-# Only what each job reads, so growing num_subnets or editing the proxy list keeps trained subnets up to date.
-CORRELATION_KEYS = {
-    "truth": ("seed", "epochs", "max_train_rows"),
-    "score": ("seed", "num_subnets"),
-}
-TRUTH_STAGE = {
-    **stage_config("train_final"),
-    "num_blocks": config["num_blocks"],
-    "space_widths": config["space_widths"],
-    "correlation": {k: config["correlation"][k] for k in CORRELATION_KEYS["truth"]},
-}
-SCORE_STAGE = {
-    **{
-        k: job_config(k)
-        for k in ("seed", "num_blocks", "space_widths", "warmup", "proxy", "devices")
-    },
-    "correlation": {k: config["correlation"][k] for k in CORRELATION_KEYS["score"]},
-}
 
 
 # One job per subnet: at the paper's scale each is a full training (hours on a GPU), so the
@@ -44,7 +26,7 @@ rule train_subnet:
         mem_mb=final_mem_mb,
         runtime=1440,
     params:
-        stage=TRUTH_STAGE,
+        stage=truth_stage,
     script:
         "../workflow/scripts/train_subnet.py"
 
@@ -84,7 +66,7 @@ rule score_subnets:
         mem_mb=warmup_mem_mb,
         runtime=240,
     params:
-        stage=SCORE_STAGE,
+        stage=score_stage,
         proxies=list(CORRELATION.proxies),
     script:
         "../workflow/scripts/score_subnets.py"

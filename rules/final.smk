@@ -48,7 +48,7 @@ rule retrain_best:
         "benchmarks/retrain_best/{dataset}/{space}/w{level}/{proxy}{repeat}.tsv"
     priority: 1
     conda:
-        "../envs/cpu.yaml"
+        GPU_ENV
     threads: 1
     resources:
         gpu=1,

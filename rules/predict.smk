@@ -39,6 +39,6 @@ rule predict:
         mem_mb=final_mem_mb,
         runtime=60,
     params:
-        batch_size=config["final"]["eval_batch_size"],
+        batch_size=eval_batch_size,
     script:
         "../workflow/scripts/predict.py"

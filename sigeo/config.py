@@ -41,12 +41,50 @@ def validate_config(config: dict) -> dict:
     except WorkflowError as exc:
         error = exc.__context__  # Snakemake raises its WorkflowError while handling jsonschema's error
         raise ConfigError(_describe(error) if isinstance(error, ValidationError) else str(exc)) from exc
+    check_overrides(config)
     return config
 
 
-def _describe(error: ValidationError) -> str:
-    """A schema violation as one line that starts with the offending key (``warmup.lr``, ``spaces[0]``)."""
-    path = list(error.absolute_path)
+#: Keys that decide which jobs exist (and so every data set's paths) or how data sets are compared:
+#: one value for the whole run, never overridden.
+RUN_WIDE = {"search": ("levels", "levels_by_proxy", "top_k", "repeats", "baselines", "claim_margin")}
+
+
+def check_overrides(config: dict) -> None:
+    """Check every data set's overrides against the schema of the section they override.
+
+    The schema itself only says which sections an override may name: were it to reference the
+    sections' own schemas, validation would fill every default into each override, and an override
+    would then reset every key it does not set. Here each override is checked, without defaults,
+    against its section's schema (unknown keys, types, ranges), so errors read as any other key's.
+    """
+    from jsonschema import Draft202012Validator
+
+    sections = yaml.safe_load(SCHEMA.read_text())["properties"]
+    for name, entry in config["datasets"].items():
+        for section, values in (entry.get("overrides") or {}).items():
+            prefix = ["datasets", name, "overrides", section]
+            error = next(Draft202012Validator(sections[section]).iter_errors(values), None)
+            if error is not None:
+                raise ConfigError(_describe(error, prefix))
+            for key in values:
+                if key in RUN_WIDE.get(section, ()):
+                    raise ConfigError(
+                        f"config key {config_key([*prefix, key])}: decides which jobs run (or how data sets are "
+                        f"compared), so it is one value for the whole run: set {section}.{key} instead"
+                    )
+
+
+def dataset_config(config: dict, name: str) -> dict:
+    """``config`` as data set ``name``'s jobs see it: its overrides replace their sections' keys."""
+    overrides = config["datasets"][name].get("overrides") or {}
+    return {**config, **{section: {**config[section], **values} for section, values in overrides.items()}}
+
+
+def _describe(error: ValidationError, prefix: Sequence[str] = ()) -> str:
+    """A schema violation as one line that starts with the offending key (``warmup.lr``, ``spaces[0]``);
+    ``prefix`` is where the validated part sits in the config."""
+    path = [*prefix, *error.absolute_path]
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         allowed = ", ".join(error.schema.get("properties", {}))

@@ -7,8 +7,10 @@ never used to choose (the reference's README selects on test, docs/reference.md 
 Two recipes (``final.schedule``). ``plateau`` trains to convergence: up to ``max_epochs`` epochs,
 each reading the training rows in a fresh seeded order, validation every ``eval_every`` steps (an
 epoch by default), the rate cut on a plateau, a stop after ``patience`` evaluations without a new
-best, and the best-on-validation weights kept. ``cosine`` is the paper's: ``epochs`` passes in file
-order under a fixed warm-up + cosine schedule, the last weights kept.
+best, and the best-on-validation weights kept. ``cosine`` is the paper's: ``epochs`` passes under a
+fixed warm-up + cosine schedule, the last weights kept. An epoch reads the rows in a fresh seeded
+block order (``shuffle_block_rows``), or, without it, as the paper's loader does: round-robin over
+``shards`` contiguous shards (:func:`sigeo.data.store.batch_ranges`).
 
 With ``final.retrain_on_trainval`` the winner is then trained again from scratch on train followed
 by val (:func:`retrain_final`, a view of the two memory-mapped splits) for the epochs its train-only
@@ -35,7 +37,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .data.store import ConcatSplit, Dataset, Split
+from .data.store import SHARDS, ConcatSplit, Dataset, Split, batch_ranges
 from .errors import SigeoError
 from .io import atomic_path, read_json, resume_path, write_json
 from .space.choice import Path as Architecture
@@ -85,6 +87,7 @@ class FinalSettings:
     divergence_factor: float = 2.0
     use_layernorm: bool = True
     checkpoint_dir: str | None = None
+    shards: int = SHARDS
 
     @classmethod
     def from_config(cls, config: Mapping) -> FinalSettings:
@@ -92,7 +95,8 @@ class FinalSettings:
         keys = ("lr", "batch_size", "epochs", "eval_batch_size", "max_train_rows", "checkpoint_minutes", "log_every")
         keys += ("schedule", "max_epochs", "eval_every", "patience", "plateau_factor", "plateau_patience")
         keys += ("shuffle_block_rows", "embedding_l2", "divergence_factor", "use_layernorm", "checkpoint_dir")
-        return cls(**{k: f[k] for k in keys}, seed=config["seed"], mixed_precision=config["devices"]["mixed_precision"])
+        return cls(**{k: f[k] for k in keys}, seed=config["seed"], mixed_precision=config["devices"]["mixed_precision"],
+                   shards=config["data"]["shards"])  # fmt: skip
 
     @property
     def net(self) -> dict:
@@ -138,17 +142,26 @@ def read_rows(split: Split | ConcatSplit, rows: np.ndarray) -> tuple[np.ndarray,
     return split.take(np.sort(rows))
 
 
+def epoch_ranges(rows: int, settings: FinalSettings) -> np.ndarray | None:
+    """The ``(start, stop)`` of an epoch's batches when it is read in the paper's order (round-robin
+    over ``shards``, whole batches); None when each epoch is shuffled."""
+    if settings.shuffle_block_rows is not None:
+        return None
+    return batch_ranges(rows, settings.batch_size, settings.shards, drop_last=True)
+
+
 def training_batches(
     train: Split | ConcatSplit, settings: FinalSettings, steps_per_epoch: int, total: int, device: torch.device
 ) -> Callable[[int], Iterator[Batch]]:
-    """``batches(first_step)`` for :func:`train_loop`: file order without ``shuffle_block_rows``."""
+    """``batches(first_step)`` for :func:`train_loop`: the paper's order without ``shuffle_block_rows``."""
     size = settings.batch_size
+    ranges = epoch_ranges(len(train), settings)
 
     def batches(first: int) -> Iterator[Batch]:
         for step in range(first, total):
             epoch, index = divmod(step, steps_per_epoch)
-            if settings.shuffle_block_rows is None:
-                yield to_device(train.batch(index * size, (index + 1) * size), device)
+            if ranges is not None:
+                yield to_device(train.batch(*(int(row) for row in ranges[index])), device)
             else:
                 order = epoch_order(len(train), settings.shuffle_block_rows, settings.seed, epoch)
                 yield to_device(read_rows(train, order[index * size : (index + 1) * size]), device)
@@ -163,10 +176,13 @@ def training_split(dataset: Dataset, settings: FinalSettings) -> Split:
 
 
 def epoch_steps(rows: int, settings: FinalSettings, dataset_dir: str | os.PathLike) -> int:
-    """Full batches in an epoch of ``rows`` rows; an error when not even one fits."""
-    steps = rows // settings.batch_size
+    """Whole batches in an epoch of ``rows`` rows (in the paper's order: whole batches of each shard);
+    an error when not even one fits."""
+    ranges = epoch_ranges(rows, settings)
+    steps = rows // settings.batch_size if ranges is None else len(ranges)
     if steps == 0:
-        raise SigeoError(f"{dataset_dir}: {rows} training rows, fewer than one batch of {settings.batch_size}")
+        raise SigeoError(f"{dataset_dir}: {rows} training rows hold no whole batch of {settings.batch_size}"
+                         + ("" if ranges is None else f" in any of its {settings.shards} shards"))  # fmt: skip
     return steps
 
 

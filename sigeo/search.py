@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .data.store import Dataset
+from .data.store import SHARDS, Dataset, Split, batch_ranges
 from .devices import device_failures
 from .errors import ConfigError, SigeoError
 from .io import atomic_path, write_json
@@ -60,7 +60,8 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (mal
 
 @dataclass(frozen=True)
 class ProbeData:
-    """How much data a candidate is scored on (the config's ``proxy`` section)."""
+    """How much data a candidate is scored on (the config's ``proxy`` section), and over how many
+    shards the splits are read (``data.shards``)."""
 
     probe_batches: int
     probe_batch_size: int
@@ -68,11 +69,40 @@ class ProbeData:
     finetune_lr: float
     eval_batches: int
     eval_batch_size: int
+    shards: int = SHARDS
 
     @classmethod
     def from_config(cls, config: dict) -> ProbeData:
         p = config["proxy"]
-        return cls(**{k: p[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: p[k] for k in cls.__dataclass_fields__ if k != "shards"}, shards=config["data"]["shards"])
+
+
+Batches = list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def scoring_batches(train: Split, val: Split, data: ProbeData, oneshot: bool) -> tuple[Batches, Batches, Batches]:
+    """The probe, fine-tuning and evaluation batches every candidate is scored on.
+
+    Each is the start of a fresh read of its split in the reference's order (round-robin over
+    ``data.shards`` contiguous shards, :func:`batch_ranges`), as every candidate of the reference
+    opens fresh loaders: the probe batches are the first ``probe_batches`` whole batches of the
+    training split, the fine-tuning batches the first ``finetune_steps`` (fewer if the split holds
+    fewer), the evaluation batches the first ``eval_batches`` of validation (a shard's last batch
+    may be partial, as there). Without ``oneshot`` only the probe batches are read.
+    """
+    ranges = batch_ranges(len(train), data.probe_batch_size, data.shards, drop_last=True)
+    if len(ranges) < data.probe_batches:
+        raise ConfigError(
+            f"proxy.probe_batches ({data.probe_batches}) exceeds the {len(ranges)} whole batches of "
+            f"proxy.probe_batch_size ({data.probe_batch_size}) rows in the data.shards ({data.shards}) shards of the "
+            f"training split ({len(train)} rows)"
+        )
+    probe = list(train.read(ranges[: data.probe_batches]))
+    if not oneshot:
+        return probe, [], []
+    finetune = list(train.read(ranges[: data.finetune_steps]))
+    evaluation = list(val.read(batch_ranges(len(val), data.eval_batch_size, data.shards)[: data.eval_batches]))
+    return probe, finetune, evaluation
 
 
 class TooManyNaN(SigeoError):
@@ -142,19 +172,14 @@ class CandidateScorer:
         supernet.eval()  # no dropout anywhere; LayerNorm has no running statistics
         for p in supernet.parameters():
             p.requires_grad_(False)
-        train, val = dataset.split("train"), dataset.split("val")
-        size = data.probe_batch_size
-        self.probe_batches = [
-            to_device(train.batch(i * size, (i + 1) * size), device) for i in range(data.probe_batches)
-        ]
+        probe, finetune, evaluation = scoring_batches(dataset.split("train"), dataset.split("val"), data,
+                                                      "oneshot" in proxies)  # fmt: skip
+        self.probe_batches = [to_device(b, device) for b in probe]
         self.num_dense, self.num_sparse = dataset.num_dense, dataset.num_sparse
         ids = [b[1] for b in self.probe_batches] + [unit_inputs(*self.probe_batches[0][:2])[1]]
         self.embedding_rows = torch.unique(torch.cat(ids) + supernet.stem.offsets)
-        if "oneshot" in proxies:
-            self.finetune = [
-                to_device(b, device) for b in _take(train.batches(size, drop_last=True), data.finetune_steps)
-            ]
-            self.eval = [to_device(b, device) for b in _take(val.batches(data.eval_batch_size), data.eval_batches)]
+        self.finetune = [to_device(b, device) for b in finetune]
+        self.eval = [to_device(b, device) for b in evaluation]
 
     def score(self, arch: Architecture) -> dict[str, float]:
         """All configured proxy scores (with their components), #params and the two FLOP counts per sample.
@@ -246,10 +271,6 @@ def _head_finetuning(candidate: Candidate, data: ProbeData) -> tuple[dict[str, t
 
 def _loss(model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
     return logloss(model(batch[0], batch[1]), batch[2])
-
-
-def _take(iterator, n: int) -> list:
-    return [b for _, b in zip(range(n), iterator, strict=False)]
 
 
 # --- records ------------------------------------------------------------------------------------

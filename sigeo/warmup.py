@@ -1,10 +1,14 @@
 """Supernet warm-up at one warm-up level, and the check that it learned something.
 
 A level is a fraction of the warm-up's *data budget*: ``epochs`` passes over the training split.
-Level p trains ``floor(p * epochs * floor(N_train / batch_size))`` steps on the stream that repeats
-the training split (whole batches, in stored order), so 10 % of 5 epochs is the first half of the
-training split seen once, and 100 % is all five passes. Level 0 saves the initialised supernet (the
-reference cannot produce it: zero steps trip its schedule's assertion).
+A pass reads the split as the reference's loader does (:func:`sigeo.data.store.batch_ranges`): cut
+into ``shards`` contiguous shards, each cut into whole batches, the batches taken round-robin over
+the shards, so that any prefix of the pass samples the whole period the split covers rather than
+its first hours. Level p trains the first ``floor(p * epochs * B)`` steps of the stream that repeats
+that pass (B whole batches), so 10 % of 5 epochs is the first half of a pass, and 100 % is all five
+passes. A shard's remainder of less than a batch is not trained on (the reference reads it as a
+partial batch it does not back-propagate). Level 0 saves the initialised supernet (the reference
+cannot produce it: zero steps trip its schedule's assertion).
 
 Validation measures what the searches use: a fixed panel of architectures drawn from the config's
 seed, as the searches draw candidates (``val_panel``), and the full path (``val_full_path``), each
@@ -28,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data.store import Dataset, Split
+from .data.store import SHARDS, Dataset, Split, batch_ranges
 from .io import atomic_path, resume_path, write_json
 from .space.choice import Path as ArchPath
 from .space.choice import SearchSpace, full_path, get_space, sample_architecture
@@ -75,6 +79,7 @@ class WarmupSettings:
     eval_every: int = 0
     space_widths: dict[str, list[int]] | None = None  # the config's space_widths (None: the paper's widths)
     checkpoint_dir: str | None = None  # folder of resume.pt (None: beside the outputs), see io.resume_path
+    shards: int = SHARDS
 
     @classmethod
     def from_config(cls, config: dict) -> WarmupSettings:
@@ -87,6 +92,7 @@ class WarmupSettings:
             seed=config["seed"],
             mixed_precision=config["devices"]["mixed_precision"],
             space_widths=config.get("space_widths"),
+            shards=config["data"]["shards"],
         )
 
 
@@ -134,20 +140,27 @@ def _supernet(space: SearchSpace, dataset: Dataset, settings: WarmupSettings) ->
     )
 
 
-def warmup_steps(level: float, train_rows: int, batch_size: int, epochs: float) -> int:
-    """Steps of warm-up level ``level``: that fraction of ``epochs`` passes of whole batches."""
-    return math.floor(level * epochs * (train_rows // batch_size))
+def warmup_steps(level: float, batches_per_epoch: int, epochs: float) -> int:
+    """Steps of warm-up level ``level``: that fraction of ``epochs`` passes of ``batches_per_epoch`` batches."""
+    return math.floor(level * epochs * batches_per_epoch)
 
 
-def stream_batches(split: Split, batch_size: int, first_step: int) -> Iterator[tuple[np.ndarray, ...]]:
-    """The batches of the stream that repeats ``split`` (whole batches, stored order) from ``first_step`` on."""
-    per_epoch = len(split) // batch_size
-    if per_epoch == 0:
-        raise ValueError(f"the training split has {len(split)} rows, fewer than one batch of {batch_size}")
-    epoch, offset = divmod(first_step, per_epoch)
+def epoch_batches(split: Split, batch_size: int, shards: int) -> np.ndarray:
+    """The ``(start, stop)`` rows of one pass's whole batches, in the order they are trained on."""
+    ranges = batch_ranges(len(split), batch_size, shards, drop_last=True)
+    if len(ranges) == 0:
+        raise ValueError(
+            f"the training split has {len(split)} rows: its {shards} shards hold no whole batch of {batch_size}"
+        )
+    return ranges
+
+
+def stream_batches(split: Split, ranges: np.ndarray, first_step: int) -> Iterator[tuple[np.ndarray, ...]]:
+    """The batches of the stream that repeats the pass ``ranges`` over ``split``, from ``first_step`` on."""
+    offset = first_step % len(ranges)
     while True:
-        yield from split.batches(batch_size, offset, drop_last=True)
-        epoch, offset = epoch + 1, 0
+        yield from split.read(ranges[offset:])
+        offset = 0
 
 
 def panel_paths(space: SearchSpace, num_blocks: int, size: int, seed: int) -> list[ArchPath]:
@@ -216,7 +229,8 @@ def warm_up(
     space = get_space(space_name, settings.space_widths)
     net = build_supernet(space, dataset, settings, device).to(device)  # .to: nothing left elsewhere
     train, val = dataset.split("train"), dataset.split("val")
-    steps = warmup_steps(level, len(train), settings.batch_size, settings.epochs)
+    ranges = epoch_batches(train, settings.batch_size, settings.shards)
+    steps = warmup_steps(level, len(ranges), settings.epochs)
     base = base_rate_logloss(dataset.meta["positive_rate"]["val"])
     widest = full_path(space, settings.num_blocks)
     panel = panel_paths(space, settings.num_blocks, settings.panel_size, settings.seed)
@@ -233,8 +247,9 @@ def warm_up(
                          log_every=settings.log_every, mixed_precision=settings.mixed_precision,
                          lr_min=settings.lr * settings.lr_floor or LR_MIN)  # fmt: skip
     checkpointer = Checkpointer(resume_path(out_dir, settings.checkpoint_dir), settings.checkpoint_minutes * 60)
-    log.info("warm-up level %s: %d steps of %d rows (%s of %s epochs of %d rows) on %s", level, steps,
-             settings.batch_size, level, settings.epochs, len(train), device_name(device))  # fmt: skip
+    log.info("warm-up level %s: %d steps of %d rows (%s of %s epochs of %d batches over %d shards) on %s", level,
+             steps, settings.batch_size, level, settings.epochs, len(ranges), settings.shards,
+             device_name(device))  # fmt: skip
 
     def validate() -> tuple[dict, dict]:
         full = evaluate(
@@ -259,7 +274,7 @@ def warm_up(
     state = train_loop(
         net,
         lambda batch, step: net(batch[0], batch[1], sampler.sample(step)),
-        lambda first: (to_device(b, device) for b in stream_batches(train, settings.batch_size, first)),
+        lambda first: (to_device(b, device) for b in stream_batches(train, ranges, first)),
         steps,
         loop,
         device,

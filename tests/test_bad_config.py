@@ -66,6 +66,26 @@ CASES: dict[str, tuple[Change, str, str]] = {
     "unknown-proxy-key": (setting("proxy", "bogus", value=1), "proxy.bogus", "unknown key"),
     "unknown-search-key": (setting("search", "bogus", value=1), "search.bogus", "unknown key"),
     "unknown-theory-key": (setting("theory", "bogus", value=1), "theory.bogus", "unknown key"),
+    "unknown-override-key": (
+        setting("datasets", "tiny", "overrides", "warmup", "bogus", value=1),
+        "datasets.tiny.overrides.warmup.bogus",
+        "unknown key (allowed here: batch_size, lr,",
+    ),
+    "unknown-override-section": (
+        setting("datasets", "tiny", "overrides", "devices", value={}),
+        "datasets.tiny.overrides.devices",
+        "unknown key (allowed here: warmup, proxy, search, final)",
+    ),
+    "override-out-of-range": (
+        setting("datasets", "tiny", "overrides", "proxy", "eval_batches", value=0),
+        "datasets.tiny.overrides.proxy.eval_batches",
+        "0 is less than the minimum of 1",
+    ),
+    "override-of-a-run-wide-key": (
+        setting("datasets", "tiny", "overrides", "search", "top_k", value=3),
+        "datasets.tiny.overrides.search.top_k",
+        "one value for the whole run: set search.top_k instead",
+    ),
     "wrong-type-seed": (setting("seed", value="seven"), "seed", "'seven' is not of type 'integer'"),
     "wrong-type-nested": (setting("warmup", "lr", value="fast"), "warmup.lr", "'fast' is not of type 'number'"),
     "wrong-type-section": (setting("search", value=[1]), "search", "is not of type 'object'"),
@@ -117,8 +137,9 @@ def base_config() -> dict:
     return config
 
 
-DRY_RUNS = [  # one per kind of message: the schema's four, the registry, the search plan, the input check
+DRY_RUNS = [  # one per kind of message: the schema's four, overrides, the registry, the search plan, the input check
     "unknown-synthetic-key",
+    "unknown-override-key",
     "level-above-one",
     "dataset-name",
     "url-without-sha256",

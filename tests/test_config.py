@@ -7,7 +7,7 @@ import copy
 import pytest
 import yaml
 
-from sigeo.config import ROOT, DatasetSpec, datasets, load_config
+from sigeo.config import ROOT, DatasetSpec, dataset_config, datasets, load_config
 from sigeo.errors import ConfigError
 
 
@@ -45,6 +45,34 @@ def test_violations_name_the_key(change, needle):
     change(config)
     with pytest.raises(ConfigError, match=needle):
         load_config(config)
+
+
+def test_the_papers_per_data_set_settings_reach_only_their_data_set():
+    """The reference's scripts: warm-up batch 512 / 512 / 1024 rows, full-path mixing over 15,000 /
+    12,500 / 20,000 steps, one-shot fine-tuning in batches of 512 / 512 / 1024 and scored on 150 /
+    125 / 175 validation batches (Criteo / Avazu / KDD); everything else shared."""
+    config = load_config(ROOT / "config" / "paper.yaml")
+    seen = {name: dataset_config(config, name) for name in ("criteo", "avazu", "kdd")}
+    expected = {"criteo": (512, 15000, 512, 150), "avazu": (512, 12500, 512, 125), "kdd": (1024, 20000, 1024, 175)}
+    for name, (batch, mixing, probe_batch, eval_batches) in expected.items():
+        warmup, proxy = seen[name]["warmup"], seen[name]["proxy"]
+        assert (warmup["batch_size"], warmup["full_path_steps"]) == (batch, mixing), name
+        assert (proxy["probe_batch_size"], proxy["eval_batches"]) == (probe_batch, eval_batches), name
+    for section in ("search", "final", "data", "devices"):
+        assert seen["kdd"][section] == seen["criteo"][section] == config[section], section
+    assert {k: v for k, v in seen["kdd"]["warmup"].items() if k not in ("batch_size", "full_path_steps")} == {
+        k: v for k, v in config["warmup"].items() if k not in ("batch_size", "full_path_steps")
+    }
+    assert config["warmup"]["batch_size"] == 512  # the section itself is left as it is
+
+
+def test_an_override_changes_only_its_keys_and_no_default_is_filled_into_it():
+    config = base()
+    config["datasets"]["demo"]["overrides"] = {"final": {"lr": 0.5}}
+    config = load_config(config)
+    assert config["datasets"]["demo"]["overrides"] == {"final": {"lr": 0.5}}
+    final = dataset_config(config, "demo")["final"]
+    assert final == {**config["final"], "lr": 0.5} and config["final"]["lr"] == 0.12
 
 
 def test_dataset_paths():

@@ -81,6 +81,8 @@ def sbatch_calls(workdir: Path, set_resources: dict[str, dict], targets: list[st
     by_rule = {}
     for call in calls.read_text().split("=== sbatch\n")[1:]:
         args = call.splitlines()
+        if "--comment" not in args:  # the plugin's own probes of sbatch (no job), not a submission
+            continue
         by_rule[re.match(r"rule_(\w+?)_wildcards", args[args.index("--comment") + 1])[1]] = args
     return by_rule
 

@@ -41,7 +41,7 @@ def arch():
 def settings(**changes) -> FinalSettings:
     base = FinalSettings(lr=0.01, batch_size=128, epochs=2, eval_batch_size=4096, max_train_rows=None,
                          checkpoint_minutes=60, log_every=1, seed=1, max_epochs=3, shuffle_block_rows=None,
-                         use_layernorm=False)  # fmt: skip
+                         use_layernorm=False, shards=1)  # fmt: skip  # stored order: row counts by hand
     return replace(base, **changes)
 
 
@@ -91,7 +91,8 @@ def test_stepped_factor_warms_up_then_cuts_at_the_given_steps():
 
 def test_cosine_retraining_is_the_papers_loop_over_exactly_train_then_val(tiny_data, arch, tmp_path, one_thread):
     """The same weights as a plain loop over the rows of train followed by those of val, in file order, for the
-    replayed epochs under warm-up + cosine; the tested model's figures are the test split's."""
+    replayed epochs under warm-up + cosine (one shard: the stored order; the shards' order is
+    tests/test_data_order.py's); the tested model's figures are the test split's."""
     s = settings(schedule="cosine")
     metrics = retrain_final(arch, tiny_data, s, Replay(2.0), tmp_path, CPU)
     dataset = Dataset.open(tiny_data)

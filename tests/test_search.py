@@ -72,7 +72,8 @@ def probe_settings(mode: str = "fixed") -> ProbeSettings:
     return ProbeSettings(zico_coef=1.0, fr_coef=1.0, loss_coef=0.0, sigeo_mode=mode, seed=3)
 
 
-# the tiny train split holds 16 fine-tuning batches of 64; the schedule is the paper's 500 steps (warm-up 50)
+# the tiny train split holds 16 fine-tuning batches of 64 (2 in each of its 8 shards of 128 rows); the schedule
+# is the paper's 500 steps (warm-up 50)
 DATA = ProbeData(probe_batches=4, probe_batch_size=64, finetune_steps=500, finetune_lr=0.04, eval_batches=2,
                  eval_batch_size=128)  # fmt: skip
 
@@ -468,9 +469,11 @@ def test_oneshot_fine_tunes_a_copy_of_the_head_and_scores_val_logloss(tiny_datas
     dataset = Dataset.open(tiny_dataset)
     arch = sample_architecture(np.random.default_rng(4), SMALL, 2)
     val = dataset.split("val")
+    # val's 512 rows are read as 8 shards of 64: the 2 evaluation batches of 128 are shards 0 and 1, each a
+    # partial batch of 64 rows, so rows 0-127
     with torch.no_grad():
-        z = net(torch.from_numpy(val.dense[:256].copy()), torch.from_numpy(val.sparse[:256].copy()), arch).double()
-    y = torch.from_numpy(val.label[:256].copy()).double()
+        z = net(torch.from_numpy(val.dense[:128].copy()), torch.from_numpy(val.sparse[:128].copy()), arch).double()
+    y = torch.from_numpy(val.label[:128].copy()).double()
     expected = float((z.clamp(min=0) - z * y + torch.log1p(torch.exp(-z.abs()))).mean())
     still = CandidateScorer(net, dataset, ["oneshot"], probe_settings(), replace(DATA, finetune_lr=1e-8), CPU)
     assert still.score(arch)["oneshot"] == pytest.approx(expected, rel=1e-4)

@@ -16,13 +16,14 @@ from sklearn.metrics import log_loss
 import sigeo.warmup as warmup
 from sigeo.data.formats import get_format
 from sigeo.data.prepare import PrepareSettings, prepare
-from sigeo.data.store import Dataset
+from sigeo.data.store import Dataset, Split
 from sigeo.data.synthetic import SyntheticSpec, generate
 from sigeo.space.choice import SMALL, full_path, sample_architecture
 from sigeo.train import LR_MIN, Checkpointer, TrainSettings, base_rate_logloss, evaluate, to_device, train_loop
 from sigeo.warmup import (
     WarmupSettings,
     build_supernet,
+    epoch_batches,
     learned,
     panel_metrics,
     panel_paths,
@@ -52,29 +53,54 @@ def settings(**changes) -> WarmupSettings:
 
 
 def test_a_level_is_a_fraction_of_the_data_budget():
-    # 9,600 rows in batches of 256 = 37 whole batches per pass
-    assert warmup_steps(1.0, 9600, 256, 1.0) == 37
-    assert warmup_steps(1.0, 9600, 256, 5.0) == 185
-    assert warmup_steps(0.1, 9600, 256, 5.0) == 18  # floor(0.1 * 5 * 37) = floor(18.5)
-    assert warmup_steps(0.0, 9600, 256, 5.0) == 0
+    # 9,600 rows in 8 shards of 1,200 rows, 4 whole batches of 256 each: 32 batches per pass
+    rows = Split(np.zeros((9600, 1)), np.zeros((9600, 1)), np.zeros(9600))
+    assert len(epoch_batches(rows, 256, 8)) == 32
+    assert len(epoch_batches(rows, 256, 1)) == 37  # stored order: floor(9600 / 256)
+    assert warmup_steps(1.0, 32, 1.0) == 32
+    assert warmup_steps(1.0, 32, 5.0) == 160
+    assert warmup_steps(0.1, 37, 5.0) == 18  # floor(0.1 * 5 * 37) = floor(18.5)
+    assert warmup_steps(0.0, 32, 5.0) == 0
 
 
-def test_the_stream_repeats_the_split_and_resumes_mid_epoch(tiny_data):
+def row_split(rows: int) -> Split:
+    """A split whose label is the row's index, so a batch says which rows it read."""
+    index = np.arange(rows)
+    return Split(index[:, None].astype(np.float32), index[:, None], index.astype(np.float32))
+
+
+def test_the_stream_reads_round_robin_over_shards_and_resumes_mid_pass():
+    """20 rows in 3 shards of 7, 7 and 6 rows, batches of 3: two whole batches per shard (rows 6, 13
+    are each shard's remainder), taken shard by shard; the pass then starts over."""
+    split = row_split(20)
+    ranges = epoch_batches(split, 3, 3)
+    one_pass = [[0, 1, 2], [7, 8, 9], [14, 15, 16], [3, 4, 5], [10, 11, 12], [17, 18, 19]]
+    fresh = stream_batches(split, ranges, 0)
+    assert [next(fresh)[2].tolist() for _ in range(8)] == one_pass + one_pass[:2]
+    resumed = stream_batches(split, ranges, 6 + 4)  # step 4 of the second pass
+    assert [next(resumed)[2].tolist() for _ in range(3)] == [one_pass[4], one_pass[5], one_pass[0]]
+
+
+def test_the_first_steps_of_a_level_span_the_whole_split(tiny_data):
+    """The reference's first 1 %: the first batch of every shard, not the first rows of the split."""
     train = Dataset.open(tiny_data).split("train")
-    per_epoch = len(train) // 256
-    fresh = stream_batches(train, 256, 0)
-    first_pass = [next(fresh)[2] for _ in range(per_epoch)]
-    second_pass_start = next(fresh)[2]
-    np.testing.assert_array_equal(second_pass_start, first_pass[0])  # the second pass starts over
-    resumed = next(stream_batches(train, 256, per_epoch + 3))[2]  # step 3 of the second pass
-    np.testing.assert_array_equal(resumed, first_pass[3])
+    ranges = epoch_batches(train, 256, 8)
+    shard = -(-len(train) // 8)
+    first = [next(stream_batches(train, ranges, step))[2] for step in range(8)]
+    for k, labels in enumerate(first):
+        np.testing.assert_array_equal(labels, train.label[k * shard : k * shard + 256])
+
+
+def test_a_split_without_a_whole_batch_per_pass_is_refused():
+    with pytest.raises(ValueError, match="hold no whole batch of 4"):
+        epoch_batches(row_split(20), 4, 8)  # 8 shards of at most 3 rows
 
 
 def test_warmup_schedule_ends_at_the_floor_not_at_1e8(tiny_data, tmp_path):
     """The logged learning rate of every step against the formula worked out by hand."""
-    s = settings(lr=0.02, lr_floor=0.25, epochs=1.0)
+    s = settings(lr=0.02, lr_floor=0.25, epochs=1.0, shards=1)
     metrics = warm_up(tiny_data, "small", 0.6, s, tmp_path, CPU)
-    assert metrics["steps"] == 22  # floor(0.6 * 1 epoch * 37 whole batches of 256)
+    assert metrics["steps"] == 22  # floor(0.6 * 1 epoch * 37 whole batches of 256 in stored order)
     low = 0.02 * 0.25  # 2 steps of linear warm-up (22 // 10), then 20 of cosine down to the floor
     with open(tmp_path / "train_log.csv") as fh:
         lrs = [float(row["lr"]) for row in csv.DictReader(fh)]
@@ -147,8 +173,9 @@ def test_a_trained_supernet_clears_the_flag(tiny_data):
     net = build_supernet(SMALL, data, settings())
     paths = [*panel_paths(SMALL, 2, 2, seed=3), full_path(SMALL, 2)]
     train = data.split("train")
+    ranges = epoch_batches(train, 256, 8)
     train_loop(net, lambda b, step: net(b[0], b[1], paths[step % 3]),
-               lambda first: (to_device(b, CPU) for b in stream_batches(train, 256, first)), 180,
+               lambda first: (to_device(b, CPU) for b in stream_batches(train, ranges, first)), 180,
                TrainSettings(0.05, 256, lr_min=0.005), CPU, Checkpointer(Path("unused"), math.inf))  # fmt: skip
     val = data.split("val")
     panel = panel_metrics(net, paths[:2], val, 1024, CPU)
@@ -164,7 +191,7 @@ def test_a_trained_supernet_clears_the_flag(tiny_data):
 def test_interrupted_warmup_with_a_curve_resumes_to_the_same_supernet_and_curve(tiny_data, tmp_path, monkeypatch):
     s = settings(eval_every=5, eval_rows=500, checkpoint_minutes=1e-9, epochs=1.0)
     whole = warm_up(tiny_data, "small", 0.6, s, tmp_path / "whole", CPU)
-    assert [r["step"] for r in whole["val_curve"]] == [5, 10, 15, 20, 22]
+    assert [r["step"] for r in whole["val_curve"]] == [5, 10, 15, 19]  # floor(0.6 * 32) steps
 
     calls = {"n": 0}
     real = warmup.panel_metrics

@@ -18,6 +18,8 @@ import numpy as np
 from ..io import read_json
 
 SPLITS = ("train", "val", "test")
+#: Shards a split is read over unless the config says otherwise (``data.shards``): the reference's 8.
+SHARDS = 8
 _HEADER_BYTES = 128  # magic (6) + version (2) + length (2) + a dict that always fits in 118 bytes
 
 
@@ -66,7 +68,7 @@ class Split:
         return int(self.label.shape[0])
 
     def head(self, rows: int) -> Split:
-        """The first ``rows`` rows (a warm-up level trains on a prefix of the training split)."""
+        """The first ``rows`` rows in stored order (``final.max_train_rows``, ``warmup.eval_rows``)."""
         return Split(self.dense[:rows], self.sparse[:rows], self.label[:rows])
 
     def batch(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -84,6 +86,11 @@ class Split:
         stop = n - n % batch_size if drop_last else n
         for start in range(start_batch * batch_size, stop, batch_size):
             yield self.batch(start, min(start + batch_size, n))
+
+    def read(self, ranges: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The batches of ``ranges`` (rows of ``(start, stop)``, e.g. from :func:`batch_ranges`), in order."""
+        for start, stop in ranges:
+            yield self.batch(int(start), int(stop))
 
     def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The given rows (ascending, so reads of the memory map stay sequential) in memory, as :meth:`batch`."""
@@ -130,6 +137,35 @@ class ConcatSplit:
 
 def _concatenate(pieces: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tuple(np.concatenate(arrays) for arrays in zip(*pieces, strict=True))  # type: ignore[return-value]
+
+
+def batch_ranges(rows: int, batch_size: int, shards: int = SHARDS, drop_last: bool = False) -> np.ndarray:
+    """``(start, stop)`` of each batch of a split of ``rows`` rows, in the order the reference's loader
+    yields them: the split cut into ``shards`` contiguous shards of ``ceil(rows / shards)`` rows (the
+    last ones shorter, possibly empty), each shard cut into batches from its start (its last batch
+    partial, or dropped with ``drop_last``), and the batches taken round-robin over the shards: batch 0
+    of every shard, then batch 1 of every shard, and so on, a shard that has run out skipped.
+
+    A split keeps the raw (time) order, so the first batches sample the whole period rather than its
+    first hours, and every batch is still one contiguous slice of the memory-mapped files.
+    ``shards=1`` is the stored order.
+    """
+    if batch_size < 1 or shards < 1:
+        raise ValueError(f"batch_size ({batch_size}) and shards ({shards}) must be positive")
+    shard_rows = -(-rows // shards)
+    lows = np.minimum(np.arange(shards) * shard_rows, rows)
+    highs = np.minimum(lows + shard_rows, rows)
+    starts, shard_of, index = [], [], []
+    for k, (low, high) in enumerate(zip(lows, highs, strict=True)):
+        stop = high - (high - low) % batch_size if drop_last else high
+        begin = np.arange(low, stop, batch_size)
+        starts.append(begin)
+        shard_of.append(np.full(len(begin), k))
+        index.append(np.arange(len(begin)))
+    starts_all, shard_all, index_all = (np.concatenate(parts) for parts in (starts, shard_of, index))
+    order = np.lexsort((shard_all, index_all))  # by batch index within the shard, then by shard
+    begin = starts_all[order]
+    return np.stack([begin, np.minimum(begin + batch_size, highs[shard_all[order]])], axis=1).astype(np.int64)
 
 
 @dataclass(frozen=True)

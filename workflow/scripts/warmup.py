@@ -1,4 +1,4 @@
-"""Rule warmup: train the supernet on the first floor(level * N_train) training rows."""
+"""Rule warmup: train the supernet for its warm-up level's share of the data budget (sigeo/warmup.py)."""
 
 from pathlib import Path
 
