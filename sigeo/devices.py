@@ -3,7 +3,9 @@
 Snakemake's ``--resources gpu=N`` only counts jobs: it admits N GPU jobs at once but never tells
 one *which* card is free (snakemake issue #281), and picking "the least busy GPU" races when jobs
 start together. So every job that trains or scores networks takes a slot here: a non-blocking
-``flock`` on one ``gpu{id}.lock`` file per visible GPU in a node-local folder. The kernel drops
+``flock`` on one ``gpu{id}.lock`` file per visible GPU in a node-local folder, and with
+``devices.jobs_per_gpu`` = k > 1 also on ``gpu{id}.slot{j}.lock`` for j = 1 … k-1, so that k jobs
+share a card (a small CTR network leaves most of one idle). The kernel drops
 the lock when the holder exits or is killed (SIGKILL included), so a lock file left behind by a
 dead job is free again at once, and two Snakemake runs on one workstation share the same slots.
 A SLURM job given exactly one GPU uses it without a lock (the scheduler chose it); inside an
@@ -74,6 +76,7 @@ class DeviceSettings:
     mixed_precision: bool
     matmul_precision: str
     deterministic: bool = False
+    jobs_per_gpu: int = 1
 
     @classmethod
     def from_config(cls, config: Mapping) -> DeviceSettings:
@@ -98,7 +101,7 @@ class DeviceSettings:
         try:
             with (
                 deterministic_algorithms(self.deterministic),
-                assigned_device(self.lock_dir, self.lock_timeout_s) as device,
+                assigned_device(self.lock_dir, self.lock_timeout_s, jobs_per_gpu=self.jobs_per_gpu) as device,
                 device_failures("the job", device),
             ):
                 if device.type == "cuda":
@@ -199,6 +202,7 @@ def assigned_device(
     cuda_available: bool | None = None,
     env: Mapping[str, str] | None = None,
     poll_s: float = LOCK_POLL_S,
+    jobs_per_gpu: int = 1,
 ) -> Iterator[torch.device]:
     """Yield the device this job should use, holding its GPU slot until the block exits.
 
@@ -213,7 +217,8 @@ def assigned_device(
       :func:`visible_gpus`), retrying every ``poll_s`` (jittered) for up to ``timeout_s`` seconds (None:
       no limit; then :class:`GpuSlotTimeout`), and yield ``cuda:{position of that ID in the list}``:
       torch numbers the visible GPUs from 0, and ``CUDA_VISIBLE_DEVICES`` cannot be changed once CUDA
-      may have been initialised.
+      may have been initialised. With ``jobs_per_gpu`` = k, each GPU has k slots; every GPU's first
+      slot is tried before any second one, so jobs spread over the cards before they share one.
 
     ``lock_dir`` should be node-local (flock over NFS is unreliable) and absolute, so that every
     Snakemake run on the node shares it (the config schema requires an absolute path).
@@ -236,14 +241,21 @@ def assigned_device(
         yield torch.device("cuda:0")
         return
     folder = Path(lock_dir) / f"slurm-{slurm_job}" if slurm_job else Path(lock_dir)
-    with _gpu_slot(folder, pool, timeout_s, poll_s) as position:
+    with _gpu_slot(folder, pool, timeout_s, poll_s, jobs_per_gpu) as position:
         yield torch.device(f"cuda:{position}")
 
 
 @contextlib.contextmanager
-def _gpu_slot(lock_dir: Path, pool: list[str], timeout_s: float | None, poll_s: float) -> Iterator[int]:
-    """Hold the flock of the first free GPU of ``pool``; yield its position in ``pool``."""
-    paths = [lock_dir / f"gpu{re.sub(r'[^A-Za-z0-9_.-]', '_', gpu)}.lock" for gpu in pool]
+def _gpu_slot(
+    lock_dir: Path, pool: list[str], timeout_s: float | None, poll_s: float, jobs_per_gpu: int = 1
+) -> Iterator[int]:
+    """Hold the flock of the first free slot of a GPU of ``pool``; yield that GPU's position in ``pool``.
+
+    Slot 0 of a GPU is ``gpu{id}.lock`` whatever ``jobs_per_gpu``, so runs with different settings
+    still exclude each other on it."""
+    names = [re.sub(r"[^A-Za-z0-9_.-]", "_", gpu) for gpu in pool]
+    paths = [lock_dir / (f"gpu{name}.lock" if slot == 0 else f"gpu{name}.slot{slot}.lock")
+             for slot in range(jobs_per_gpu) for name in names]  # fmt: skip
     fds = _open_lock_files(lock_dir, paths)
     held = None
     try:
@@ -253,11 +265,12 @@ def _gpu_slot(lock_dir: Path, pool: list[str], timeout_s: float | None, poll_s: 
                 raise GpuSlotTimeout(
                     f"no free GPU after {timeout_s:g} s: all of {pool} stay locked in {lock_dir} by other jobs "
                     f"(`fuser {lock_dir}/gpu*.lock` names them); run fewer GPU jobs at once "
-                    "(--resources gpu=N) or raise devices.lock_timeout_s"
+                    "(--resources gpu=N, at most GPUs x devices.jobs_per_gpu) or raise devices.lock_timeout_s"
                 )
             time.sleep(poll_s * random.uniform(0.5, 1.5))
-        log.info("took GPU %s (lock %s); using cuda:%d", pool[held], paths[held], held)
-        yield held
+        position = held % len(pool)
+        log.info("took GPU %s (lock %s); using cuda:%d", pool[position], paths[held], position)
+        yield position
     finally:
         if held is not None:
             # Unlock explicitly: forked children (data loader workers) may still hold the descriptor.

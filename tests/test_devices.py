@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import multiprocessing
@@ -27,9 +28,11 @@ from sigeo.errors import ConfigError
 FORK = multiprocessing.get_context("fork")  # children inherit the imported torch: no second 2 s import
 
 
-def fake(lock_dir: Path, visible: list[str], timeout_s: float | None = None):
+def fake(lock_dir: Path, visible: list[str], timeout_s: float | None = None, jobs_per_gpu: int = 1):
     """assigned_device on a pretend CUDA machine with the given GPU IDs, polling fast."""
-    return assigned_device(lock_dir, timeout_s, visible=visible, cuda_available=True, env={}, poll_s=0.02)
+    return assigned_device(
+        lock_dir, timeout_s, visible=visible, cuda_available=True, env={}, poll_s=0.02, jobs_per_gpu=jobs_per_gpu
+    )
 
 
 def test_slots_fill_in_order_and_free_on_exit(tmp_path):
@@ -247,3 +250,33 @@ def test_job_device_sets_the_matmul_precision_for_the_job_only(tmp_path, caplog)
     with pytest.raises(RuntimeError), settings.job_device():
         raise RuntimeError("the job failed")
     assert torch.get_float32_matmul_precision() == "highest"
+
+
+def test_jobs_per_gpu_gives_each_card_k_slots_filled_across_cards_first(tmp_path, monkeypatch):
+    """Two cards seen by torch (no CUDA_VISIBLE_DEVICES), 2 jobs per card: 4 jobs run, spread 0, 1, 0, 1."""
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)  # no real card to make current
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    settings = DeviceSettings(str(tmp_path), 0.1, False, "highest", jobs_per_gpu=2)
+    with contextlib.ExitStack() as held:
+        devices = [held.enter_context(settings.job_device()) for _ in range(4)]
+        assert [d.index for d in devices] == [0, 1, 0, 1]
+        with pytest.raises(GpuSlotTimeout), settings.job_device():
+            pass
+        with pytest.raises(GpuSlotTimeout), fake(tmp_path, ["0", "1"], 0.1):  # one job per card: excluded too
+            pass
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["gpu0.lock", "gpu0.slot1.lock", "gpu1.lock", "gpu1.slot1.lock"]
+
+
+def test_a_second_slot_frees_for_the_next_job(tmp_path):
+    locks = tmp_path / "locks"
+    with fake(locks, ["0"]) as first:
+        with fake(locks, ["0"], 0.1, jobs_per_gpu=2) as two:
+            assert first == two == torch.device("cuda:0")
+        with fake(locks, ["0"], 0.1, jobs_per_gpu=2) as again:
+            assert again == torch.device("cuda:0")
+        with pytest.raises(GpuSlotTimeout), fake(locks, ["0"], 0.1):
+            pass
