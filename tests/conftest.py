@@ -17,6 +17,19 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
+def synthetic_dataset(root: Path, rows: int, seed: int = 5) -> Path:
+    """A prepared synthetic Criteo-format data set of ``rows`` rows (20 tokens a field, tables of at most
+    50 rows) under ``root``; returns its folder."""
+    from sigeo.data.formats import get_format
+    from sigeo.data.prepare import PrepareSettings, prepare
+    from sigeo.data.synthetic import SyntheticSpec, generate
+
+    fmt = get_format("criteo")
+    generate(fmt, SyntheticSpec(rows=rows, seed=seed, max_vocab=20), root / "raw" / "train.txt")
+    prepare(fmt, root / "raw" / "train.txt", root / "data", PrepareSettings(seed=1, max_table_size=50))
+    return root / "data"
+
+
 def run_snakemake(
     workdir: Path, *args: str, check: bool = True, timeout: float | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:

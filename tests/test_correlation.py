@@ -10,12 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import synthetic_dataset
 from scipy import stats
 
 from sigeo.config import load_config
-from sigeo.data.formats import get_format
-from sigeo.data.prepare import PrepareSettings, prepare
-from sigeo.data.synthetic import SyntheticSpec, generate
 from sigeo.final import FinalSettings
 from sigeo.report.plots import save_figure
 from sigeo.report.tables import write_table
@@ -90,9 +88,7 @@ def test_subnets_are_seeded_and_stay_put_when_the_study_grows():
 
 
 def test_a_diverging_subnet_gets_null_metrics_instead_of_failing(tmp_path):
-    fmt = get_format("criteo")
-    generate(fmt, SyntheticSpec(rows=2000, seed=3, max_vocab=20), tmp_path / "raw" / "train.txt")
-    prepare(fmt, tmp_path / "raw" / "train.txt", tmp_path / "data", PrepareSettings(seed=1, max_table_size=50))
+    synthetic_dataset(tmp_path, rows=2000, seed=3)
     settings = FinalSettings(lr=1e12, batch_size=128, epochs=3, eval_batch_size=4096, max_train_rows=None,
                              checkpoint_minutes=1e-9, log_every=100, seed=1)  # fmt: skip
     arch = subnets("small", 2, 3, 1)[0]

@@ -9,12 +9,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from conftest import synthetic_dataset
 
 import sigeo.final
-from sigeo.data.formats import get_format
-from sigeo.data.prepare import PrepareSettings, prepare
 from sigeo.data.store import Dataset
-from sigeo.data.synthetic import SyntheticSpec, generate
 from sigeo.errors import SigeoError
 from sigeo.final import FinalSettings, epoch_order, select_best, train_final, train_model
 from sigeo.space.choice import SMALL, sample_architecture
@@ -26,11 +24,7 @@ CPU = torch.device("cpu")
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    fmt = get_format("criteo")
-    generate(fmt, SyntheticSpec(rows=6000, seed=5, max_vocab=20), root / "raw" / "train.txt")
-    prepare(fmt, root / "raw" / "train.txt", root / "data", PrepareSettings(seed=1, max_table_size=50))
-    return root / "data"
+    return synthetic_dataset(tmp_path_factory.mktemp("tiny"), rows=6000)
 
 
 @pytest.fixture(scope="module")

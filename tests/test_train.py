@@ -16,10 +16,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from conftest import synthetic_dataset
 
-from sigeo.data.formats import get_format
-from sigeo.data.prepare import PrepareSettings, prepare
-from sigeo.data.synthetic import SyntheticSpec, generate
 from sigeo.final import FinalSettings, select_best, train_final
 from sigeo.space.choice import SMALL, sample_architecture
 from sigeo.train import (
@@ -40,11 +38,7 @@ CPU = torch.device("cpu")
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    fmt = get_format("criteo")
-    generate(fmt, SyntheticSpec(rows=12000, seed=5, max_vocab=20), root / "raw" / "train.txt")
-    prepare(fmt, root / "raw" / "train.txt", root / "data", PrepareSettings(seed=1, max_table_size=50))
-    return root / "data"
+    return synthetic_dataset(tmp_path_factory.mktemp("tiny"), rows=12000)
 
 
 def warm_settings(**changes) -> WarmupSettings:

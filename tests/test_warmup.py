@@ -11,13 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import synthetic_dataset
 from sklearn.metrics import log_loss
 
 import sigeo.warmup as warmup
-from sigeo.data.formats import get_format
-from sigeo.data.prepare import PrepareSettings, prepare
 from sigeo.data.store import Dataset, Split
-from sigeo.data.synthetic import SyntheticSpec, generate
 from sigeo.space.choice import SMALL, full_path, sample_architecture
 from sigeo.train import LR_MIN, Checkpointer, TrainSettings, base_rate_logloss, evaluate, to_device, train_loop
 from sigeo.warmup import (
@@ -37,11 +35,7 @@ CPU = torch.device("cpu")
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    fmt = get_format("criteo")
-    generate(fmt, SyntheticSpec(rows=12000, seed=5, max_vocab=20), root / "raw" / "train.txt")
-    prepare(fmt, root / "raw" / "train.txt", root / "data", PrepareSettings(seed=1, max_table_size=50))
-    return root / "data"
+    return synthetic_dataset(tmp_path_factory.mktemp("tiny"), rows=12000)
 
 
 def settings(**changes) -> WarmupSettings:

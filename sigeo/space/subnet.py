@@ -13,7 +13,7 @@ output and then receive the FM update in place).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -187,12 +187,7 @@ def standalone_size(arch: Path, num_dense: int, num_sparse: int, use_layernorm: 
         nonlocal params
         params += 2 * n if use_layernorm else 0
 
-    widths, rows = [num_dense], [num_sparse]
-    for block in arch.blocks:
-        dense_op = arch.space.nodes[block.dense_nodes(arch.space)[0]]
-        sparse_op = arch.space.nodes[block.sparse_nodes(arch.space)[0]]
-        din = sum(widths[j] for j in set(block.dense_idx))
-        nin = sum(rows[j] for j in set(block.sparse_idx))
+    for block, dense_op, sparse_op, din, nin, width in _block_inputs(arch, num_dense, num_sparse):
         d, sd = block.dense_dim, block.sparse_dim
         if dense_op == "fc":
             linear(din, d, normed=True)
@@ -205,7 +200,6 @@ def standalone_size(arch: Path, num_dense: int, num_sparse: int, use_layernorm: 
             flops += 2 * (p + 1) ** 2 * EMBED_DIM
             linear((p + 1) * p // 2, d, normed=True)
         else:
-            width = max(widths[block.dense_left_idx], widths[block.dense_right_idx])
             if dense_op == "sg":
                 linear(width, width)
             if width != d:
@@ -224,9 +218,8 @@ def standalone_size(arch: Path, num_dense: int, num_sparse: int, use_layernorm: 
                 linear(n_in, n_out, normed=True)
             elif wanted:
                 norm(n_out)
-        widths.append(d)
-        rows.append(sd + (INTERACT_ROWS if block.interact else 0))
-    linear(widths[-1] + rows[-1] * EMBED_DIM, 1)
+    last = arch.blocks[-1]
+    linear(last.dense_dim + _out_rows(last) * EMBED_DIM, 1)
     return {
         "params": float(params),
         "flops_2x_all_blocks": float(flops),
@@ -234,15 +227,32 @@ def standalone_size(arch: Path, num_dense: int, num_sparse: int, use_layernorm: 
     }
 
 
-def _block_macs(arch: Path, num_dense: int, num_sparse: int) -> list[dict[str, int]]:
-    """Multiply-adds per sample of each block's parts: ``dense`` (its dense operator), ``sparse`` (its
-    sparse operator), ``interact`` (the dense→sparse projection) and ``fm`` (the FM projection)."""
-    widths, rows, parts = [num_dense], [num_sparse], []
+def _out_rows(block: Block) -> int:
+    """Embedding rows of a block's sparse output: its sparse width, plus the dense→sparse merger's rows."""
+    return block.sparse_dim + (INTERACT_ROWS if block.interact else 0)
+
+
+def _block_inputs(arch: Path, num_dense: int, num_sparse: int) -> Iterator[tuple[Block, str, str, int, int, int]]:
+    """Each block with its dense and sparse operators' names, the width of its concatenated dense
+    inputs, the rows of its concatenated sparse inputs, and the wider of its left and right dense
+    inputs (what the SG and Sum operators read)."""
+    widths, rows = [num_dense], [num_sparse]
     for block in arch.blocks:
         dense_op = arch.space.nodes[block.dense_nodes(arch.space)[0]]
         sparse_op = arch.space.nodes[block.sparse_nodes(arch.space)[0]]
         din = sum(widths[j] for j in set(block.dense_idx))
         nin = sum(rows[j] for j in set(block.sparse_idx))
+        pair = max(widths[block.dense_left_idx], widths[block.dense_right_idx])
+        yield block, dense_op, sparse_op, din, nin, pair
+        widths.append(block.dense_dim)
+        rows.append(_out_rows(block))
+
+
+def _block_macs(arch: Path, num_dense: int, num_sparse: int) -> list[dict[str, int]]:
+    """Multiply-adds per sample of each block's parts: ``dense`` (its dense operator), ``sparse`` (its
+    sparse operator), ``interact`` (the dense→sparse projection) and ``fm`` (the FM projection)."""
+    parts = []
+    for block, dense_op, sparse_op, din, nin, width in _block_inputs(arch, num_dense, num_sparse):
         d, sd = block.dense_dim, block.sparse_dim
         if dense_op == "fc":
             dense = din * d
@@ -251,7 +261,6 @@ def _block_macs(arch: Path, num_dense: int, num_sparse: int) -> list[dict[str, i
             dense = (din * EMBED_DIM if din != EMBED_DIM else 0) + (nin * p * EMBED_DIM if nin != p else 0)
             dense += (p + 1) ** 2 * EMBED_DIM + (p + 1) * p // 2 * d
         else:
-            width = max(widths[block.dense_left_idx], widths[block.dense_right_idx])
             dense = (width * width if dense_op == "sg" else 0) + (width * d if width != d else 0)
         sparse = nin * sd * EMBED_DIM
         if sparse_op == "attn":  # Q, K, V; QKᵀ and AV; output projection and two feed-forward layers
@@ -265,8 +274,6 @@ def _block_macs(arch: Path, num_dense: int, num_sparse: int) -> list[dict[str, i
                 "fm": EMBED_DIM * d if block.deep_fm and d != EMBED_DIM else 0,
             }
         )
-        widths.append(d)
-        rows.append(sd + (INTERACT_ROWS if block.interact else 0))
     return parts
 
 
@@ -285,7 +292,7 @@ def nasrec_mflops(arch: Path, num_dense: int, num_sparse: int) -> float:
     n = arch.num_blocks
     dense_read, sparse_read = {n}, {n}  # input indices whose dense / sparse tensor is read; n = the last block
     last = arch.blocks[-1]
-    total = last.dense_dim + (last.sparse_dim + (INTERACT_ROWS if last.interact else 0)) * EMBED_DIM  # the head
+    total = last.dense_dim + _out_rows(last) * EMBED_DIM  # the head
     for b in reversed(range(n)):
         block, part = arch.blocks[b], parts[b]
         dense_op = arch.space.nodes[block.dense_nodes(arch.space)[0]]
