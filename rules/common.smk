@@ -176,7 +176,7 @@ def search_mem_mb(wildcards):
 
 def retrained_metrics(wildcards):
     """select_best's wait for the winner's retraining on train + val (none unless final.retrain_on_trainval)."""
-    if not config["final"]["retrain_on_trainval"]:
+    if not dataset_config(config, wildcards.dataset)["final"]["retrain_on_trainval"]:
         return []
     w = wildcards
     return [
