@@ -43,8 +43,7 @@ from .errors import ConfigError, SigeoError
 from .io import atomic_path, write_json
 from .proxies import ProbeContext, ProbeSettings, get_proxy, score
 from .proxies.synflow import unit_inputs
-from .space.choice import Path as Architecture
-from .space.choice import get_space, mutate, sample_architecture
+from .space.choice import Architecture, get_space, mutate, sample_architecture
 from .space.subnet import standalone_size
 from .space.supernet import Candidate, SuperNet
 from .train import clip_grad_norm, logloss, make_optimizer, make_scheduler, to_device

@@ -32,8 +32,7 @@ from sigeo.search import (
     run_search,
     search,
 )
-from sigeo.space.choice import SMALL, get_space, sample_architecture
-from sigeo.space.choice import Path as Arch
+from sigeo.space.choice import SMALL, Architecture, get_space, sample_architecture
 from sigeo.space.supernet import SuperNet
 from sigeo.warmup import WarmupSettings, build_supernet
 
@@ -511,7 +510,9 @@ def test_oneshot_on_cached_head_features_matches_full_forwards(tiny_dataset):
 
 
 # --- export -------------------------------------------------------------------------------------------
-def write_records(path: Path, proxy: str, rows: list[tuple[Arch, float]], generations: list[int] | None = None) -> None:
+def write_records(
+    path: Path, proxy: str, rows: list[tuple[Architecture, float]], generations: list[int] | None = None
+) -> None:
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["index", "generation", "hash", "arch", proxy])
@@ -542,7 +543,7 @@ def test_export_takes_distinct_hashes_in_score_order_nan_last(tmp_path, proxy):
         assert doc == exported[rank]
         assert doc["hash"] == arch.hash() and doc["score"] == value and doc["proxy"] == proxy
         assert doc["test_loss"] == (None if value is None else value if proxy == "loss" else -value)
-        assert Arch.load(tmp_path / "top" / f"{rank}.json") == arch
+        assert Architecture.load(tmp_path / "top" / f"{rank}.json") == arch
     with pytest.raises(ValueError, match="only 5 distinct"):
         export_top(tmp_path / "records.csv", proxy, 6, tmp_path / "more")
 

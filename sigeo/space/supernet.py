@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .choice import Block, Path, SearchSpace
+from .choice import Architecture, Block, SearchSpace
 from .ops import ATTN_HEADS, EMBED_DIM, INTERACT_ROWS, Stem, dp_rows, fm_vector, init_weights, pairwise_dots
 
 Segment = tuple[int, int]  # (first column of the full concatenated input, number of columns)
@@ -439,20 +439,22 @@ class SuperNet(nn.Module):
         self.head = nn.Linear(self.head_width, 1)
         init_weights(self)
 
-    def forward(self, dense: torch.Tensor, sparse_ids: torch.Tensor, path: Path) -> torch.Tensor:
+    def forward(self, dense: torch.Tensor, sparse_ids: torch.Tensor, path: Architecture) -> torch.Tensor:
         """Logits [B] of the subnet ``path`` using the shared weights."""
         return self.logits(dense, self.stem(sparse_ids), path)
 
-    def logits(self, dense: torch.Tensor, embedded: torch.Tensor, path: Path) -> torch.Tensor:
+    def logits(self, dense: torch.Tensor, embedded: torch.Tensor, path: Architecture) -> torch.Tensor:
         """Logits of ``path`` from the dense features and the stem's output ``embedded`` [B, C, 16].
 
-        Blocks that do not reach the head (``Path.live_blocks``) are skipped: they would change
+        Blocks that do not reach the head (``Architecture.live_blocks``) are skipped: they would change
         neither the logits nor any gradient.
         """
         x, segs = self.head_input(dense, embedded, path)
         return seg_linear(x, self.head, segs, 1).squeeze(1)
 
-    def head_input(self, dense: torch.Tensor, embedded: torch.Tensor, path: Path) -> tuple[torch.Tensor, list[Segment]]:
+    def head_input(
+        self, dense: torch.Tensor, embedded: torch.Tensor, path: Architecture
+    ) -> tuple[torch.Tensor, list[Segment]]:
         """What the head of ``path`` reads: the last block's outputs [B, n] and their segments of the head's input.
 
         Everything before the head, so a caller that trains only the head can compute it once per batch.
@@ -522,7 +524,7 @@ class Candidate(nn.Module):
     embedding rows and refuses other ids; without, it reads the shared tables, which stay frozen.
     """
 
-    def __init__(self, supernet: SuperNet, path: Path, rows: torch.Tensor | None = None) -> None:
+    def __init__(self, supernet: SuperNet, path: Architecture, rows: torch.Tensor | None = None) -> None:
         super().__init__()
         object.__setattr__(self, "supernet", supernet)  # not a submodule: its parameters are not the candidate's
         self.path = path
