@@ -44,11 +44,11 @@ class Workers:
 def scoring_workers(device: torch.device, cost: Callable[[Architecture], float] | None = None) -> Iterator[Workers]:
     """The workers a job scores with: on CPU one per thread the job has, each single-threaded.
 
-    Small subnets keep two intra-op threads poorly busy (measured with bench/search.py: 2 workers ×
-    1 thread score 1.25–1.45× as many candidates per second as 1 × 2), and a single-threaded
-    candidate's scores do not depend on the job's thread count, so records are the same whatever
-    ``--cores``. On a GPU, one at a time. On CPU the process also keeps the memory it frees from then
-    on (see :func:`_keep_freed_memory`).
+    A small subnet's operators are too small to keep several intra-op threads busy, so candidates
+    side by side use the cores better than one candidate on all of them (bench/search.py compares
+    the two layouts); and a single-threaded candidate's scores do not depend on the job's thread
+    count, so records are the same whatever ``--cores``. On a GPU, one at a time. On CPU the process
+    also keeps the memory it frees (see :func:`_keep_freed_memory`).
     """
     threads = torch.get_num_threads()
     on_gpu = device.type != "cpu"
@@ -66,9 +66,10 @@ def scoring_workers(device: torch.device, cost: Callable[[Architecture], float] 
 def _keep_freed_memory() -> None:
     """Have glibc keep freed memory in the process rather than hand it back to the OS at once.
 
-    Scoring a candidate allocates and frees hundreds of MB of activations and gradients; with the
-    default malloc settings each big block is a fresh mmap whose pages fault in again, which cost
-    0.23 s of system time per 12-MFLOP candidate (measured), half of it saved by this.
+    Scoring a candidate allocates and frees hundreds of MB of activations and gradients. With the
+    default malloc settings each big block is a fresh mmap, handed back when freed, whose pages must
+    fault in again for the next candidate; that system time is a large share of a small candidate's
+    cost. Raising the trim and mmap thresholds lets the next candidate reuse the pages instead.
     """
     try:
         mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
