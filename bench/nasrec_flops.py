@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sigeo.space.choice import Path as Architecture
+from sigeo.space.choice import Architecture
 from sigeo.space.subnet import standalone_size
 
 CONFIGS = Path(__file__).resolve().parents[1] / "config" / "nasrec"

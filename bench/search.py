@@ -51,7 +51,7 @@ import scipy.stats
 import torch
 import yaml
 
-import sigeo.search
+import sigeo.search.scorer
 from sigeo.config import ROOT, load_config
 from sigeo.data.formats import CRITEO_TABLE_SIZES, get_format
 from sigeo.data.store import Dataset
@@ -112,7 +112,10 @@ def timed_calls(module, name: str, into: list[float]):
 def probe_split(scorer: CandidateScorer, arch) -> dict[str, float]:
     """One candidate's scoring, taken apart: build (size, copies), forward, backward, gathering, maths."""
     size_s, build_s = [], []
-    with timed_calls(sigeo.search, "standalone_size", size_s), timed_calls(sigeo.search, "Candidate", build_s):
+    with (
+        timed_calls(sigeo.search.scorer, "standalone_size", size_s),
+        timed_calls(sigeo.search.scorer, "Candidate", build_s),
+    ):
         ctx = scorer.context(arch)
     forward, backward_end, stamps = [], [], []
     real_loss = ctx.loss_fn
@@ -163,7 +166,7 @@ def bench_sigeo(workdir: Path, n: int, paper_oneshot: int, device: torch.device)
     scorer = CandidateScorer(net, dataset, ["sigeo"], probe, data, device)
     rng = np.random.default_rng(1)
     archs = [sample_architecture(rng, SMALL, 7) for _ in range(n)]
-    flops = np.mean([sigeo.search.standalone_size(a, 13, 26)["flops_2x_all_blocks"] for a in archs])
+    flops = np.mean([sigeo.search.scorer.standalone_size(a, 13, 26)["flops_2x_all_blocks"] for a in archs])
     scorer.score(archs[0])  # warm caches and allocator
     rss_before = rss_mb("VmRSS")
     peak_rss_reset()
@@ -223,18 +226,18 @@ def bench_sigeo(workdir: Path, n: int, paper_oneshot: int, device: torch.device)
 
 def uncached_oneshot(scorer: CandidateScorer, arch) -> float:
     """One-shot scoring as it was before the head's input was cached: full forwards for every step."""
-    candidate = sigeo.search.Candidate(scorer.supernet, arch)
-    _, step = sigeo.search._head_finetuning(candidate, scorer.data)
+    candidate = sigeo.search.scorer.Candidate(scorer.supernet, arch)
+    _, step = sigeo.search.scorer._head_finetuning(candidate, scorer.data)
     with torch.enable_grad():
         for batch in scorer.finetune:
             candidate.zero_grad(set_to_none=True)
-            sigeo.search._loss(candidate, batch).backward()
+            sigeo.search.scorer._loss(candidate, batch).backward()
             step()
     total, rows = 0.0, 0
     with torch.no_grad():
         for batch in scorer.eval:
             logits = candidate(batch[0], batch[1])
-            total += float(sigeo.search.logloss(logits.double(), batch[2].double())) * len(logits)
+            total += float(sigeo.search.scorer.logloss(logits.double(), batch[2].double())) * len(logits)
             rows += len(logits)
     return total / rows
 

@@ -120,7 +120,7 @@ def bench_final(workdir: Path, steps: int) -> None:
     from sigeo.data.store import Dataset
     from sigeo.data.synthetic import SyntheticSpec, generate
     from sigeo.final import build_standalone
-    from sigeo.space.choice import Path as Architecture
+    from sigeo.space.choice import Architecture
     from sigeo.train import to_device
 
     raw = workdir / "criteo-1000000" / "train.txt"

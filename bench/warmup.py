@@ -36,7 +36,7 @@ from sigeo.data.prepare import PrepareSettings, prepare
 from sigeo.data.store import Dataset, Split
 from sigeo.space.choice import full_path, get_space
 from sigeo.study.verdict import Verdict, interval_verdict
-from sigeo.warmup import WarmupSettings, build_supernet, panel_paths, warm_up
+from sigeo.warmup import WarmupSettings, build_supernet, panel_architectures, warm_up
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -62,7 +62,8 @@ def supernet_row_losses(out_dir: Path, data: Dataset, settings: WarmupSettings, 
             prob = torch.sigmoid(net(dense, ids, path).double()).numpy()
         return row_losses(prob, label.numpy())
 
-    panel = np.mean([losses(p) for p in panel_paths(space, settings.num_blocks, settings.panel_size, settings.seed)], 0)
+    panel_archs = panel_architectures(space, settings.num_blocks, settings.panel_size, settings.seed)
+    panel = np.mean([losses(p) for p in panel_archs], 0)
     rate = float(np.mean(np.asarray(data.split("val").label)))
     return {"full": losses(full_path(space, settings.num_blocks)), "panel": panel,
             "base": row_losses(np.full(len(label), rate), label.numpy())}  # fmt: skip

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from sigeo.space.choice import FULL, SMALL, Path, SearchSpace, sample_path
+from sigeo.space.choice import FULL, SMALL, Architecture, SearchSpace, sample_path
 from sigeo.space.sampler import PathSampler
 from sigeo.space.supernet import SuperNet
 
@@ -38,12 +38,12 @@ def twins(space: SearchSpace, blocks: int, use_layernorm: bool) -> tuple[SuperNe
     return sliced, masked
 
 
-def operator_path(rng: np.random.Generator, space: SearchSpace, op: str, blocks: int) -> Path:
+def operator_path(rng: np.random.Generator, space: SearchSpace, op: str, blocks: int) -> Architecture:
     """A random any-path path whose every block runs ``op`` below the maximum widths."""
     k = space.nodes.index(op)
     others = space.sparse_nodes if k in space.dense_nodes else space.dense_nodes
     path = sample_path(rng, space, blocks, "any", "any", "binomial-0.5")
-    return Path(space, tuple(
+    return Architecture(space, tuple(
         replace(b, active_nodes=tuple(sorted((k, int(rng.choice(others))))),
                 dense_dim=int(rng.choice(space.dense_dims[:-1])), sparse_dim=int(rng.choice(space.sparse_dims[:-1])))
         for b in path.blocks
@@ -75,7 +75,9 @@ def differences(blocks: int, size: int, paths: int) -> None:
             print(f"  {space.name:6s} {op:8s} {row[0]:15.1e} {row[1]:15.1e}")
 
 
-def step_seconds(net: SuperNet, paths: list[Path], data: tuple[torch.Tensor, torch.Tensor], repeats: int = 3) -> float:
+def step_seconds(
+    net: SuperNet, paths: list[Architecture], data: tuple[torch.Tensor, torch.Tensor], repeats: int = 3
+) -> float:
     """Mean seconds per step over ``paths``, the fastest of ``repeats`` rounds (others' load only adds time)."""
     net(*data, paths[0]).square().mean().backward()  # warm-up: allocator
     best = float("inf")
@@ -88,7 +90,7 @@ def step_seconds(net: SuperNet, paths: list[Path], data: tuple[torch.Tensor, tor
     return best
 
 
-def step_gflops(net: SuperNet, paths: list[Path], data: tuple[torch.Tensor, torch.Tensor]) -> float:
+def step_gflops(net: SuperNet, paths: list[Architecture], data: tuple[torch.Tensor, torch.Tensor]) -> float:
     with FlopCounterMode(display=False) as counter:
         for path in paths:
             net(*data, path).square().mean().backward()

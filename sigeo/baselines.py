@@ -19,7 +19,7 @@ from torch import nn
 
 from .data.store import Dataset
 from .final import FinalSettings, train_final, train_model
-from .space.choice import Path as Architecture
+from .space.choice import Architecture
 
 LOGREG = "logreg"
 NASREC_PREFIX = "nasrec_"

@@ -40,7 +40,7 @@ from torch import nn
 from .data.store import SHARDS, ConcatSplit, Dataset, Split, batch_ranges
 from .errors import SigeoError
 from .io import atomic_path, read_json, resume_path, write_json
-from .space.choice import Path as Architecture
+from .space.choice import Architecture
 from .space.subnet import StandaloneNet, nasrec_mflops
 from .train import (
     Batch,

@@ -35,7 +35,7 @@ from .data.tabular import TabularFile, TabularFormat
 from .errors import DataError
 from .export import DATA_KEYS, ClickProbability, data_info, export_program, load_program, save_program
 from .io import atomic_path, read_json
-from .space.choice import Path as Architecture
+from .space.choice import Architecture
 from .space.subnet import StandaloneNet
 
 CSV_FLOAT = "%.9g"  # enough digits to give back the float32 exactly

@@ -34,8 +34,7 @@ import torch
 
 from .data.store import SHARDS, Dataset, Split, batch_ranges
 from .io import atomic_path, resume_path, write_json
-from .space.choice import Path as ArchPath
-from .space.choice import SearchSpace, full_path, get_space, sample_architecture
+from .space.choice import Architecture, SearchSpace, full_path, get_space, sample_architecture
 from .space.sampler import PathSampler
 from .space.supernet import SuperNet
 from .train import (
@@ -163,7 +162,7 @@ def stream_batches(split: Split, ranges: np.ndarray, first_step: int) -> Iterato
         offset = 0
 
 
-def panel_paths(space: SearchSpace, num_blocks: int, size: int, seed: int) -> list[ArchPath]:
+def panel_architectures(space: SearchSpace, num_blocks: int, size: int, seed: int) -> list[Architecture]:
     """The validation panel: ``size`` architectures drawn as the searches draw candidates, from ``seed``.
 
     The same seed gives the same panel at every level, so levels are compared on the same subnets.
@@ -175,7 +174,7 @@ def panel_paths(space: SearchSpace, num_blocks: int, size: int, seed: int) -> li
 @torch.no_grad()
 def panel_metrics(
     net: SuperNet,
-    paths: Sequence[ArchPath],
+    paths: Sequence[Architecture],
     split: Split,
     batch_size: int,
     device: torch.device,
@@ -233,7 +232,7 @@ def warm_up(
     steps = warmup_steps(level, len(ranges), settings.epochs)
     base = base_rate_logloss(dataset.meta["positive_rate"]["val"])
     widest = full_path(space, settings.num_blocks)
-    panel = panel_paths(space, settings.num_blocks, settings.panel_size, settings.seed)
+    panel = panel_architectures(space, settings.num_blocks, settings.panel_size, settings.seed)
     sampler = PathSampler(
         space,
         settings.num_blocks,

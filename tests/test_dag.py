@@ -20,8 +20,7 @@ from conftest import ROOT, run_snakemake, tiny_config, write_config, write_tiny_
 from scipy import stats
 
 from sigeo.predict import load_model
-from sigeo.space.choice import Path as Architecture
-from sigeo.space.choice import get_space, sample_architecture
+from sigeo.space.choice import Architecture, get_space, sample_architecture
 
 pytestmark = pytest.mark.slow
 

@@ -31,8 +31,7 @@ from sigeo.proxies.aznas import rank_aggregate, spectral_entropy, trainability_t
 from sigeo.proxies.jacob_cov import input_jacobian
 from sigeo.proxies.meco import min_correlation_eigenvalue, sampled_units
 from sigeo.proxies.swap import distinct_unit_patterns
-from sigeo.space.choice import SMALL, Block
-from sigeo.space.choice import Path as Arch
+from sigeo.space.choice import SMALL, Architecture, Block
 from sigeo.space.supernet import Candidate, SuperNet
 
 ALL = ["zico", "fisher_rao", "loss", "grad_abs_mean", "grad_std", "sigeo"]
@@ -428,7 +427,7 @@ def test_naswot_matches_numpy_on_a_one_block_supernet():
     torch.manual_seed(0)
     net = SuperNet(SMALL, 3, [5, 5], num_blocks=1, use_layernorm=False)
     block = Block((0,), (0,), 0, 0, active_nodes=(0, 2), dense_dim=16, sparse_dim=16, interact=False, deep_fm=False)
-    arch = Arch(SMALL, (block,))
+    arch = Architecture(SMALL, (block,))
     dense, ids = torch.randn(4, 3), torch.tensor([[0, 1], [2, 3], [4, 4], [1, 0]])
     rows = torch.unique(ids + net.stem.offsets)
     ctx = ProbeContext(Candidate(net, arch, rows), [(dense, ids, torch.zeros(4))], bce, settings())
@@ -514,7 +513,7 @@ def one_block(samples: int = 16):
             if name.endswith("bias"):
                 p.add_(0.5 + 0.3 * torch.randn_like(p))  # mostly positive: few units are off for every sample
     block = Block((0,), (0,), 0, 0, active_nodes=(0, 2), dense_dim=16, sparse_dim=16, interact=False, deep_fm=False)
-    arch = Arch(SMALL, (block,))
+    arch = Architecture(SMALL, (block,))
     generator = torch.Generator().manual_seed(1)
     dense = torch.randn(samples, 3, generator=generator)
     ids = torch.randint(0, 5, (samples, 2), generator=generator)

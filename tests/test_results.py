@@ -35,7 +35,7 @@ from sigeo.report.results import (
     search_summary,
 )
 from sigeo.report.tables import write_table
-from sigeo.space.choice import Path as Architecture
+from sigeo.space.choice import Architecture
 from sigeo.space.subnet import StandaloneNet
 from sigeo.train import flops_per_sample, param_count
 

@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 import torch
 
-import sigeo.search
+import sigeo.search.evolution
+import sigeo.search.records
 from sigeo.config import load_config
 from sigeo.errors import ConfigError
 from sigeo.proxies import PROXIES, ProbeSettings, register, score
@@ -32,8 +33,7 @@ from sigeo.search import (
     run_search,
     search,
 )
-from sigeo.space.choice import SMALL, get_space, sample_architecture
-from sigeo.space.choice import Path as Arch
+from sigeo.space.choice import SMALL, Architecture, get_space, sample_architecture
 from sigeo.space.supernet import SuperNet
 from sigeo.warmup import WarmupSettings, build_supernet
 
@@ -94,7 +94,7 @@ def test_mutation_count_follows_the_reference_schedule():
 def test_each_child_gets_the_generations_mutation_count(tmp_path, monkeypatch):
     """The paper's EA sizes (128 + 240 × 8 = 2,048 candidates) with a free scorer: every child is its parent
     after m(g) mutations, or a multiple of m(g) when it had to be mutated again to be new."""
-    real_mutate = sigeo.search.mutate
+    real_mutate = sigeo.search.evolution.mutate
     chain_length: dict[int, int] = {}  # id of a mutation's result -> mutations since the scored parent
     made, scored = [], set()  # results kept alive so that ids stay unique; ids of scored candidates
 
@@ -111,8 +111,8 @@ def test_each_child_gets_the_generations_mutation_count(tmp_path, monkeypatch):
         scored.add(id(arch))
         return {"random": float(int(arch.hash()[-40:], 8) % 1000)}
 
-    monkeypatch.setattr(sigeo.search, "mutate", counting_mutate)
-    monkeypatch.setattr(sigeo.search.os, "fsync", lambda fd: None)  # durability is not under test here
+    monkeypatch.setattr(sigeo.search.evolution, "mutate", counting_mutate)
+    monkeypatch.setattr(sigeo.search.records.os, "fsync", lambda fd: None)  # durability is not under test here
     settings = ea(init_population=128, sample_size=64, n_childs=8, n_generations=240)
     history = run_search(scorer, "small", 7, "random", settings, RecordLog(tmp_path / "records.csv"))
     assert len(history) == 2048 == settings.evaluations
@@ -131,8 +131,10 @@ def test_each_child_gets_the_generations_mutation_count(tmp_path, monkeypatch):
 @pytest.mark.parametrize("criterion", ["loss", "zico"])
 def test_the_parent_is_the_best_sampled_member_in_the_proxys_direction(tmp_path, monkeypatch, criterion):
     parents = []
-    real_mutate = sigeo.search.mutate
-    monkeypatch.setattr(sigeo.search, "mutate", lambda rng, arch: (parents.append(arch), real_mutate(rng, arch))[1])
+    real_mutate = sigeo.search.evolution.mutate
+    monkeypatch.setattr(
+        sigeo.search.evolution, "mutate", lambda rng, arch: (parents.append(arch), real_mutate(rng, arch))[1]
+    )
     values = iter([0.3, 0.9, math.nan, 0.1, 0.5, 0.7, 0.2])
     settings = ea(init_population=6, sample_size=6, n_childs=1, n_generations=1, max_nan_fraction=1.0)
     history = run_search(lambda arch: {criterion: next(values)}, "small", 3, criterion, settings,
@@ -193,7 +195,7 @@ def test_same_config_gives_byte_identical_records_whatever_the_workers_and_a_res
 
 
 def test_workers_start_the_costliest_candidates_first_and_record_in_seeded_order(tmp_path, monkeypatch):
-    monkeypatch.setattr(sigeo.search.os, "fsync", lambda fd: None)
+    monkeypatch.setattr(sigeo.search.records.os, "fsync", lambda fd: None)
     started, gate = [], threading.Event()
 
     def scorer(arch):
@@ -240,8 +242,10 @@ def test_a_broken_candidate_ranks_last_and_the_search_goes_on(tiny_dataset, tmp_
         return {"test_fragile": math.nan if width in (128, 256) else float(width)}
 
     parents = []
-    real_mutate = sigeo.search.mutate
-    monkeypatch.setattr(sigeo.search, "mutate", lambda rng, arch: (parents.append(arch), real_mutate(rng, arch))[1])
+    real_mutate = sigeo.search.evolution.mutate
+    monkeypatch.setattr(
+        sigeo.search.evolution, "mutate", lambda rng, arch: (parents.append(arch), real_mutate(rng, arch))[1]
+    )
     try:
         from sigeo.data.store import Dataset
 
@@ -486,7 +490,7 @@ def test_oneshot_on_cached_head_features_matches_full_forwards(tiny_dataset):
     """The head fine-tuned on features computed once per batch scores what full forwards of the candidate
     give (the uncached way, written out here), over several architectures, at the real lr."""
     from sigeo.data.store import Dataset
-    from sigeo.search import _head_finetuning, _loss
+    from sigeo.search.scorer import _head_finetuning, _loss
     from sigeo.space.supernet import Candidate
     from sigeo.train import logloss
 
@@ -511,7 +515,9 @@ def test_oneshot_on_cached_head_features_matches_full_forwards(tiny_dataset):
 
 
 # --- export -------------------------------------------------------------------------------------------
-def write_records(path: Path, proxy: str, rows: list[tuple[Arch, float]], generations: list[int] | None = None) -> None:
+def write_records(
+    path: Path, proxy: str, rows: list[tuple[Architecture, float]], generations: list[int] | None = None
+) -> None:
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["index", "generation", "hash", "arch", proxy])
@@ -542,7 +548,7 @@ def test_export_takes_distinct_hashes_in_score_order_nan_last(tmp_path, proxy):
         assert doc == exported[rank]
         assert doc["hash"] == arch.hash() and doc["score"] == value and doc["proxy"] == proxy
         assert doc["test_loss"] == (None if value is None else value if proxy == "loss" else -value)
-        assert Arch.load(tmp_path / "top" / f"{rank}.json") == arch
+        assert Architecture.load(tmp_path / "top" / f"{rank}.json") == arch
     with pytest.raises(ValueError, match="only 5 distinct"):
         export_top(tmp_path / "records.csv", proxy, 6, tmp_path / "more")
 

@@ -11,8 +11,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sigeo.space.choice import FULL, SMALL, Block, full_path, get_space, mutate, sample_architecture, sample_path
-from sigeo.space.choice import Path as Arch
+from sigeo.space.choice import (
+    FULL,
+    SMALL,
+    Architecture,
+    Block,
+    full_path,
+    get_space,
+    mutate,
+    sample_architecture,
+    sample_path,
+)
 from sigeo.space.ops import fm_vector, pairwise_dots
 from sigeo.space.subnet import StandaloneNet, nasrec_mflops, standalone_size
 from sigeo.space.supernet import Candidate, SuperNet
@@ -28,7 +37,7 @@ def test_reference_configs_round_trip_and_hash():
     assert len(REFERENCE_CONFIGS) == 6
     for path in REFERENCE_CONFIGS:
         raw = json.loads(path.read_text())
-        arch = Arch.load(path)
+        arch = Architecture.load(path)
         assert arch.is_architecture()
         assert arch.to_dict(raw["test_loss"]) == raw  # writes back equal, list order included
         digits = 196 + 7 * (len(arch.space.nodes) + 6)
@@ -41,7 +50,7 @@ def test_sampled_architecture_round_trips_through_json():
     for space in (SMALL, FULL):
         for _ in range(20):
             arch = sample_architecture(rng, space, 7)
-            back = Arch.from_dict(json.loads(arch.to_json()))
+            back = Architecture.from_dict(json.loads(arch.to_json()))
             assert back == arch and back.hash() == arch.hash()
             assert arch.is_architecture()
             for b, block in enumerate(arch.blocks):
@@ -53,9 +62,11 @@ def test_hash_ignores_list_order_but_not_choices():
     arch = sample_architecture(rng, SMALL, 7)
     blocks = list(arch.blocks)
     last = blocks[6]
-    reordered = Arch(SMALL, (*blocks[:6], type(last)(**{**vars(last), "dense_idx": tuple(reversed(last.dense_idx))})))
+    reordered = Architecture(
+        SMALL, (*blocks[:6], type(last)(**{**vars(last), "dense_idx": tuple(reversed(last.dense_idx))}))
+    )
     assert reordered.hash() == arch.hash()
-    changed = Arch(SMALL, (*blocks[:6], type(last)(**{**vars(last), "deep_fm": not last.deep_fm})))
+    changed = Architecture(SMALL, (*blocks[:6], type(last)(**{**vars(last), "deep_fm": not last.deep_fm})))
     assert changed.hash() != arch.hash()
 
 
@@ -77,7 +88,7 @@ def test_unknown_space_and_bad_choice():
     raw = json.loads(REFERENCE_CONFIGS[0].read_text())
     raw["macro"][0]["dense_idx"] = [3]
     with pytest.raises(ValueError, match="block 0: input index 3"):
-        Arch.from_dict(raw)
+        Architecture.from_dict(raw)
 
 
 @pytest.mark.parametrize("dataset", sorted(FEATURES))
@@ -116,7 +127,7 @@ def test_supernet_forward_on_random_paths(space, dataset):
         assert out.shape == (5,) and torch.isfinite(out).all()
 
 
-def naive_masked_forward(net: SuperNet, dense: torch.Tensor, ids: torch.Tensor, path: Arch) -> torch.Tensor:
+def naive_masked_forward(net: SuperNet, dense: torch.Tensor, ids: torch.Tensor, path: Architecture) -> torch.Tensor:
     """The reference's supernet, written out plainly: zero-padded inputs, full-width layers (the
     modules themselves, ``nn.MultiheadAttention`` included), masks after the activation."""
 
@@ -194,7 +205,7 @@ def test_masking_equals_the_plain_reference(space, use_layernorm):
             assert relative_difference(masked(dense, ids, path), reference) <= 1e-5
 
 
-def operator_paths(rng: np.random.Generator, space, op: str, num_blocks: int, n: int) -> list[Arch]:
+def operator_paths(rng: np.random.Generator, space, op: str, num_blocks: int, n: int) -> list[Architecture]:
     """Random any-path paths in which every block runs ``op`` (with one operator of the other kind)
     at widths below the maximum, so there are always masked-away units."""
     k = space.nodes.index(op)
@@ -208,7 +219,7 @@ def operator_paths(rng: np.random.Generator, space, op: str, num_blocks: int, n:
                     **{key: int(rng.choice(dims)) for key, dims in narrow.items()})
             for b in path.blocks
         ]  # fmt: skip
-        paths.append(Arch(space, tuple(blocks)))
+        paths.append(Architecture(space, tuple(blocks)))
     return paths
 
 
@@ -240,7 +251,7 @@ def test_slicing_backpropagates_only_into_the_used_slices():
     torch.manual_seed(0)
     path = full_path(SMALL, 2)
     blocks = [type(b)(**{**vars(b), "dense_dim": 32, "sparse_dim": 16, "active_nodes": (0, 2)}) for b in path.blocks]
-    narrow = Arch(SMALL, tuple(blocks))
+    narrow = Architecture(SMALL, tuple(blocks))
     dense, ids = torch.randn(4, 13), torch.randint(0, 5, (4, 26))
     plain = SuperNet(SMALL, 13, [5] * 26, num_blocks=2, use_layernorm=False)
     plain(dense, ids, narrow).sum().backward()
@@ -255,7 +266,7 @@ def test_slicing_backpropagates_only_into_the_used_slices():
     assert (grad[32:, : 13 + 32].abs().sum(1) > 0).all()
 
 
-def standalone_dense_params(arch: Arch, num_dense: int, num_sparse: int) -> int:
+def standalone_dense_params(arch: Architecture, num_dense: int, num_sparse: int) -> int:
     """Dense parameters of a NASRec-Small standalone net, counted layer by layer from docs/reference.md §2.7."""
     widths, rows, total = [num_dense], [num_sparse], 0
     for block in arch.blocks:
@@ -282,7 +293,7 @@ def test_reference_configs_build_standalone_models(capsys):
     for path in REFERENCE_CONFIGS:
         dataset = path.name.split("_")[1]
         num_dense, num_sparse = FEATURES[dataset]
-        arch = Arch.load(path)
+        arch = Architecture.load(path)
         model = StandaloneNet(arch, num_dense, [3] * num_sparse)
         out = model(torch.randn(2, num_dense), torch.randint(0, 3, (2, num_sparse)))
         assert out.shape == (2,)
@@ -290,7 +301,7 @@ def test_reference_configs_build_standalone_models(capsys):
         print(f"{path.name}: {dense:,} dense parameters")
         if arch.space is SMALL:
             assert dense == standalone_dense_params(arch, num_dense, num_sparse)
-    criteo_small = Arch.load(next(p for p in REFERENCE_CONFIGS if "criteo_kaggle_autoctr" in p.name))
+    criteo_small = Architecture.load(next(p for p in REFERENCE_CONFIGS if "criteo_kaggle_autoctr" in p.name))
     with torch.device("meta"):
         full_size = StandaloneNet(criteo_small, 13, CRITEO_TABLES)
     total = sum(p.numel() for p in full_size.parameters())
@@ -328,7 +339,7 @@ def test_nasrec_mflops_of_the_published_networks(path):
     """Within a hundredth of NASRec's figure (its last digit), and well below our 2x-all-blocks count."""
     name = path.stem.removeprefix("ea_").removesuffix("_best_1shot")
     published, ours = NASREC_PUBLISHED[name]
-    arch = Arch.load(path)
+    arch = Architecture.load(path)
     size = standalone_size(arch, *FEATURES[name.split("_")[0]])
     assert size["mflops_nasrec"] == pytest.approx(ours, abs=1e-9)
     assert abs(size["mflops_nasrec"] - published) < 0.011
@@ -415,10 +426,12 @@ def test_blocks_that_do_not_reach_the_head_are_skipped():
         return Block(dense_idx, sparse_idx, left, right, nodes, 32, 16, interact=True, deep_fm=True)
 
     # block 2 reads outputs 0 and 1 only: block 1 (output 2) feeds nothing
-    small = Arch(SMALL, (block((0,), (0,), (0, 2)), block((1,), (1,), (1, 2)), block((0, 1), (1, 0), (0, 2))))
+    small = Architecture(SMALL, (block((0,), (0,), (0, 2)), block((1,), (1,), (1, 2)), block((0, 1), (1, 0), (0, 2))))
     assert small.live_blocks() == (True, False, True)
     # an SG reading output 2 as its left input keeps block 1; the attention reads output 1 only
-    full = Arch(FULL, (block((0,), (0,), (0, 5)), block((1,), (1,), (2, 4), left=1), block((0,), (1,), (2, 4), left=2)))
+    full = Architecture(
+        FULL, (block((0,), (0,), (0, 5)), block((1,), (1,), (2, 4), left=1), block((0,), (1,), (2, 4), left=2))
+    )
     assert full.live_blocks() == (True, True, True)
     torch.manual_seed(0)
     net = SuperNet(SMALL, 13, [5] * 26, num_blocks=3)
@@ -459,7 +472,7 @@ def test_reduced_widths_reach_sampling_mutation_json_and_the_supernet():
     assert {b.sparse_dim for a in archs for b in a.blocks} == {16}
     data = json.loads(archs[0].to_json())
     assert data["space_widths"] == {"dense": [16, 64], "sparse": [16]}
-    assert Arch.from_dict(data) == archs[0]
+    assert Architecture.from_dict(data) == archs[0]
     assert "space_widths" not in json.loads(sample_architecture(rng, SMALL, 3).to_json())
     net = SuperNet(space, 13, [7] * 26, num_blocks=3)
     assert net.head.weight.shape == (1, 64 + (16 + 8) * 16)

@@ -23,8 +23,8 @@ from sigeo.warmup import (
     build_supernet,
     epoch_batches,
     learned,
+    panel_architectures,
     panel_metrics,
-    panel_paths,
     stream_batches,
     warm_up,
     warmup_steps,
@@ -108,9 +108,9 @@ def test_warmup_schedule_ends_at_the_floor_not_at_1e8(tiny_data, tmp_path):
 
 
 def test_panel_is_seeded_and_drawn_as_search_candidates():
-    a, b = panel_paths(SMALL, 3, 5, seed=11), panel_paths(SMALL, 3, 5, seed=11)
+    a, b = panel_architectures(SMALL, 3, 5, seed=11), panel_architectures(SMALL, 3, 5, seed=11)
     assert [p.hash() for p in a] == [p.hash() for p in b]
-    assert [p.hash() for p in panel_paths(SMALL, 3, 5, seed=12)] != [p.hash() for p in a]
+    assert [p.hash() for p in panel_architectures(SMALL, 3, 5, seed=12)] != [p.hash() for p in a]
     assert all(p.is_architecture() for p in a)
     rng = np.random.default_rng([11, warmup.PANEL_STREAM])
     assert a[0].hash() == sample_architecture(rng, SMALL, 3).hash()
@@ -125,7 +125,7 @@ def test_planted_untrained_supernet_scores_the_base_rate_and_is_flagged(tiny_dat
     with torch.no_grad():
         net.head.weight.zero_()
         net.head.bias.fill_(math.log(rate / (1 - rate)))
-    paths = panel_paths(SMALL, 2, 4, seed=3)
+    paths = panel_architectures(SMALL, 2, 4, seed=3)
     panel = panel_metrics(net, paths, val, 1024, CPU)
     base = base_rate_logloss(rate)
     assert panel["size"] == 4
@@ -138,7 +138,7 @@ def test_panel_metrics_match_an_independent_log_loss(tiny_data):
     data = Dataset.open(tiny_data)
     val = data.split("val")
     net = build_supernet(SMALL, data, settings())
-    paths = panel_paths(SMALL, 2, 3, seed=3)
+    paths = panel_architectures(SMALL, 2, 3, seed=3)
     panel = panel_metrics(net, paths, val, 700, CPU)
     dense, ids, label = (torch.from_numpy(a) for a in val.batch(0, len(val)))
     with torch.no_grad():
@@ -165,7 +165,7 @@ def test_a_trained_supernet_clears_the_flag(tiny_data):
     """Trained on its panel and full path in turn, the supernet beats the base rate on both."""
     data = Dataset.open(tiny_data)
     net = build_supernet(SMALL, data, settings())
-    paths = [*panel_paths(SMALL, 2, 2, seed=3), full_path(SMALL, 2)]
+    paths = [*panel_architectures(SMALL, 2, 2, seed=3), full_path(SMALL, 2)]
     train = data.split("train")
     ranges = epoch_batches(train, 256, 8)
     train_loop(net, lambda b, step: net(b[0], b[1], paths[step % 3]),

@@ -1,7 +1,7 @@
 """NASWOT (Mellor et al., 2021): log|K| of the Hamming-similarity kernel of the samples' ReLU on/off codes.
 
 Networks that give different inputs different activation patterns score higher. The codes come from
-the supernet's own ReLUs (``record_usage(record_relu=True)``) of the blocks that reach the head (the
+the supernet's own ReLUs (``recording_relu_patterns``) of the blocks that reach the head (the
 others are not computed), on the first probe batch; a candidate without ReLUs scores NaN.
 """
 
@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from ..space.supernet import record_usage
+from ..space.supernet import recording_relu_patterns
 from .gradients import ProbeContext
 from .registry import register
 
@@ -19,10 +19,10 @@ from .registry import register
 @register("naswot", higher_is_better=True)
 def naswot(ctx: ProbeContext) -> dict[str, float]:
     dense, ids = ctx.batches[0][0], ctx.batches[0][1]
-    with torch.no_grad(), record_usage(record_relu=True) as usage:
+    with torch.no_grad(), recording_relu_patterns() as patterns:
         ctx.model(dense, ids)
-    if not usage.relu_codes:
+    if not patterns:
         return {"naswot": math.nan}
-    codes = torch.cat(usage.relu_codes, dim=1).double()
+    codes = torch.cat(patterns, dim=1).double()
     kernel = codes @ codes.T + (1 - codes) @ (1 - codes).T
     return {"naswot": float(torch.linalg.slogdet(kernel).logabsdet)}

@@ -8,7 +8,7 @@ as with how differently its units split the samples, and the paper reports a hig
 NASWOT's. The authors' code (linked from the paper, ``SampleWiseActivationPatterns.calSWAP``) takes
 the sign of every ReLU output, transposes to (units, samples) and counts ``torch.unique`` rows; this
 is the same count over the supernet's own ReLUs (FC, EFC and the attention FFN of the blocks that
-reach the head, ``record_usage(record_relu=True)``) on the first probe batch.
+reach the head, ``recording_relu_patterns``) on the first probe batch.
 
 The paper's regularised variant multiplies the count by exp(−(P − μ)²/σ) for the parameter count P
 and a target size μ with width σ chosen per search space; the config has no size target, so only
@@ -21,7 +21,7 @@ import math
 
 import torch
 
-from ..space.supernet import record_usage
+from ..space.supernet import recording_relu_patterns
 from .gradients import ProbeContext
 from .registry import register
 
@@ -34,8 +34,8 @@ def distinct_unit_patterns(codes: torch.Tensor) -> int:
 @register("swap", higher_is_better=True)
 def swap(ctx: ProbeContext) -> dict[str, float]:
     dense, ids = ctx.batches[0][0], ctx.batches[0][1]
-    with torch.no_grad(), record_usage(record_relu=True) as usage:
+    with torch.no_grad(), recording_relu_patterns() as patterns:
         ctx.model(dense, ids)
-    if not usage.relu_codes:
+    if not patterns:
         return {"swap": math.nan}
-    return {"swap": float(distinct_unit_patterns(torch.cat(usage.relu_codes, dim=1)))}
+    return {"swap": float(distinct_unit_patterns(torch.cat(patterns, dim=1)))}

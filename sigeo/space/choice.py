@@ -2,8 +2,9 @@
 
 A *path* through the supernet picks, for each of the blocks, which earlier outputs feed it
 (macro) and which operators at which widths it runs (micro) (docs/reference.md §2.2–2.4). During warm-up a
-path may activate several operators per block (any-path); a searchable *architecture* is the
-special case with exactly one dense and one sparse operator per block. Both are :class:`Path`.
+path may activate several operators per block (any-path); a searchable architecture is the
+special case with exactly one dense and one sparse operator per block. Both are an :class:`Architecture`
+(``is_architecture`` tells them apart): the supernet, the sampler and the search treat them alike.
 JSON keeps the reference's field names and list order, so its published files load and write back
 unchanged.
 """
@@ -14,7 +15,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path as FilePath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -109,8 +110,12 @@ class Block:
 
 
 @dataclass(frozen=True)
-class Path:
-    """A choice for every block of a supernet; an architecture when it is single-path."""
+class Architecture:
+    """A choice for every block of a supernet.
+
+    A searchable architecture when it is single-path (``is_architecture``); during warm-up the same
+    type carries any-path and full-path choices, which the supernet runs alike.
+    """
 
     space: SearchSpace
     blocks: tuple[Block, ...]
@@ -143,7 +148,7 @@ class Path:
         """Exactly one dense and one sparse operator per block (what search and export handle)."""
         return all(len(b.dense_nodes(self.space)) == 1 and len(b.sparse_nodes(self.space)) == 1 for b in self.blocks)
 
-    def validate(self) -> Path:
+    def validate(self) -> Architecture:
         """Raise ValueError if any index, node or width is outside the space."""
         s = self.space
         for b, block in enumerate(self.blocks):
@@ -193,7 +198,7 @@ class Path:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Path:
+    def from_dict(cls, data: dict[str, Any]) -> Architecture:
         space = get_space(data["config"], data.get("space_widths"))
         if len(data["micro"]) != len(data["macro"]) or len(data["micro"]) != data.get("num_blocks", len(data["micro"])):
             raise ValueError("micro, macro and num_blocks disagree")
@@ -220,9 +225,9 @@ class Path:
         return json.dumps(out)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Path:
+    def load(cls, path: str | os.PathLike) -> Architecture:
         try:
-            return cls.from_dict(json.loads(FilePath(path).read_text()))
+            return cls.from_dict(json.loads(Path(path).read_text()))
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ValueError(f"{path}: not a valid architecture JSON: {exc}") from exc
 
@@ -308,16 +313,22 @@ def sample_block(
 
 def sample_path(
     rng: np.random.Generator, space: SearchSpace, num_blocks: int, macro: str, micro: str, rule: str = "uniform"
-) -> Path:
-    return Path(space, tuple(sample_block(rng, space, b, macro, micro, rule) for b in range(num_blocks)))
+) -> Architecture:
+    """A path through the supernet drawn with the given macro and micro modes (single, any or full)."""
+    return Architecture(space, tuple(sample_block(rng, space, b, macro, micro, rule) for b in range(num_blocks)))
 
 
-def sample_architecture(rng: np.random.Generator, space: SearchSpace, num_blocks: int) -> Path:
+def sample_architecture(rng: np.random.Generator, space: SearchSpace, num_blocks: int) -> Architecture:
     """A search candidate: any-path inputs with the uniform count, single-path operators (docs/reference.md §3.1)."""
     return sample_path(rng, space, num_blocks, macro="any", micro="single", rule="uniform")
 
 
-def full_path(space: SearchSpace, num_blocks: int) -> Path:
+def full_path(space: SearchSpace, num_blocks: int) -> Architecture:
+    """The widest choice: every input, every operator, maximum widths in every block.
+
+    Named after the paper's "full path" (the config's ``full_path_*`` keys and the ``val_full_path``
+    metrics), which warm-up mixes into its sampled paths.
+    """
     rng = np.random.default_rng(0)  # unused by "full", which draws nothing
     return sample_path(rng, space, num_blocks, "full", "full")
 
@@ -327,7 +338,7 @@ _MACRO_KEYS = ("dense_idx", "sparse_idx", "dense_left_idx", "dense_right_idx")
 _MICRO_KEYS = ("active_nodes", "dense_dim", "sparse_dim", "interact", "deep_fm")
 
 
-def mutate(rng: np.random.Generator, arch: Path) -> Path:
+def mutate(rng: np.random.Generator, arch: Architecture) -> Architecture:
     """One mutation: a random block gets ONE key of a freshly drawn macro (p=½) or micro choice."""
     b = int(rng.integers(arch.num_blocks))
     if rng.random() < 0.5:
@@ -338,4 +349,4 @@ def mutate(rng: np.random.Generator, arch: Path) -> Path:
         key = _MICRO_KEYS[int(rng.integers(len(_MICRO_KEYS)))]
     blocks = list(arch.blocks)
     blocks[b] = replace(blocks[b], **{key: fresh[key]})
-    return Path(arch.space, tuple(blocks))
+    return Architecture(arch.space, tuple(blocks))

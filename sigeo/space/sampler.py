@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .choice import Block, Path, SearchSpace, full_path, sample_macro, sample_micro
+from .choice import Architecture, Block, SearchSpace, full_path, sample_macro, sample_micro
 
 #: strategy -> (macro sampler, micro sampler)
 STRATEGIES = {
@@ -45,7 +45,7 @@ class PathSampler:
             raise ValueError(f"full_path_min must lie in [0, 1], got {self.full_path_min}")
         self.rng = np.random.default_rng(self.seed)
 
-    def sample(self, step: int | None = None) -> Path:
+    def sample(self, step: int | None = None) -> Architecture:
         """The path of training step ``step``; without a step, a plain draw with no full-path mixing."""
         macro_mode, micro_mode = STRATEGIES[self.strategy]
         t, horizon = (step, self.full_path_steps) if step is not None else (0, 0)
@@ -58,7 +58,7 @@ class PathSampler:
             macro = sample_macro(self.rng, b, "full" if full_macro else macro_mode, self.count_rule)
             micro = sample_micro(self.rng, self.space, "full" if full_micro else micro_mode, self.count_rule)
             blocks.append(Block(**macro, **micro))
-        return Path(self.space, tuple(blocks))
+        return Architecture(self.space, tuple(blocks))
 
     def state(self) -> dict:
         return self.rng.bit_generator.state

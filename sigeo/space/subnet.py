@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .choice import Block, Path
+from .choice import Architecture, Block
 from .ops import ATTN_HEADS, EMBED_DIM, INTERACT_ROWS, Stem, dp_rows, fm_vector, init_weights, pairwise_dots
 
 
@@ -128,7 +128,9 @@ class StandaloneNet(nn.Module):
     ``use_layernorm`` defaults to the reference's final training (off); see the module docstring.
     """
 
-    def __init__(self, arch: Path, num_dense: int, table_sizes: Sequence[int], use_layernorm: bool = False) -> None:
+    def __init__(
+        self, arch: Architecture, num_dense: int, table_sizes: Sequence[int], use_layernorm: bool = False
+    ) -> None:
         super().__init__()
         if not arch.is_architecture():
             raise ValueError("a standalone network needs exactly one dense and one sparse operator per block")
@@ -158,7 +160,9 @@ class StandaloneNet(nn.Module):
         return self.head(torch.cat([dense_acts[-1], sparse_acts[-1].flatten(1)], dim=1)).squeeze(1)
 
 
-def standalone_size(arch: Path, num_dense: int, num_sparse: int, use_layernorm: bool = False) -> dict[str, float]:
+def standalone_size(
+    arch: Architecture, num_dense: int, num_sparse: int, use_layernorm: bool = False
+) -> dict[str, float]:
     """Dense #params and forward FLOPs per sample of ``StandaloneNet(arch, ..., use_layernorm)``, from its shapes alone.
 
     ``flops_2x_all_blocks``: FLOPs as ``torch.utils.flop_counter`` counts them on the built network —
@@ -232,7 +236,9 @@ def _out_rows(block: Block) -> int:
     return block.sparse_dim + (INTERACT_ROWS if block.interact else 0)
 
 
-def _block_inputs(arch: Path, num_dense: int, num_sparse: int) -> Iterator[tuple[Block, str, str, int, int, int]]:
+def _block_inputs(
+    arch: Architecture, num_dense: int, num_sparse: int
+) -> Iterator[tuple[Block, str, str, int, int, int]]:
     """Each block with its dense and sparse operators' names, the width of its concatenated dense
     inputs, the rows of its concatenated sparse inputs, and the wider of its left and right dense
     inputs (what the SG and Sum operators read)."""
@@ -248,7 +254,7 @@ def _block_inputs(arch: Path, num_dense: int, num_sparse: int) -> Iterator[tuple
         rows.append(_out_rows(block))
 
 
-def _block_macs(arch: Path, num_dense: int, num_sparse: int) -> list[dict[str, int]]:
+def _block_macs(arch: Architecture, num_dense: int, num_sparse: int) -> list[dict[str, int]]:
     """Multiply-adds per sample of each block's parts: ``dense`` (its dense operator), ``sparse`` (its
     sparse operator), ``interact`` (the dense→sparse projection) and ``fm`` (the FM projection)."""
     parts = []
@@ -277,7 +283,7 @@ def _block_macs(arch: Path, num_dense: int, num_sparse: int) -> list[dict[str, i
     return parts
 
 
-def nasrec_mflops(arch: Path, num_dense: int, num_sparse: int) -> float:
+def nasrec_mflops(arch: Architecture, num_dense: int, num_sparse: int) -> float:
     """Forward multiply-adds per sample, in millions, of the operators whose results reach the logit.
 
     NASRec counts a standalone network with fvcore on a traced forward: one FLOP per multiply-add,

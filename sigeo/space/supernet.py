@@ -12,6 +12,16 @@ zeroes, so slicing computes that projection's every output unit (from the live i
 keeps the leading ones after normalising; and attention in the mask mode also attends to the
 zeroed rows, which all project to the same key and value (the projection's biases), so slicing
 adds that key once, weighted by the number of dead rows.
+
+How a forward finds its weights: every layer reads a parameter through ``_take``, which by default
+slices the shared supernet weight. A :class:`Candidate` runs this same code on its own copies: its
+forward runs inside ``with reading_own_weights(...)``, under which ``_take`` returns the candidate's
+copy of the region instead, and building it runs one forward inside ``with copying_read_weights()``,
+which makes those copies. Likewise the ReLUs and the block loop append what the proxies need to the
+lists of ``recording_relu_patterns`` and ``recording_layer_outputs``. The choice travels in context
+variables rather than as arguments so that the blocks have one code path for the supernet, its
+candidates and the proxies; context variables, unlike globals, keep concurrent scoring threads
+apart. Outside all of these context managers a forward slices the supernet and records nothing.
 """
 
 from __future__ import annotations
@@ -23,17 +33,19 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .choice import Block, Path, SearchSpace
+from .choice import Architecture, Block, SearchSpace
 from .ops import ATTN_HEADS, EMBED_DIM, INTERACT_ROWS, Stem, dp_rows, fm_vector, init_weights, pairwise_dots
 
 Segment = tuple[int, int]  # (first column of the full concatenated input, number of columns)
 Inputs = Callable[[], tuple[torch.Tensor, list[Segment]]]  # a block's selected inputs and their segments
 Rows = tuple[int, int]  # (first row, number of rows)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -87,37 +99,43 @@ class Region:
         return self.take(t).reshape(-1)
 
 
-class Usage:
-    """What one forward pass read: the region of each parameter it used.
-
-    Proxies measure "the parameters the candidate uses"; with slicing that is a sub-block of each
-    shared weight, and gathering only those blocks keeps a candidate's gradient record the size of
-    the candidate, not of the supernet. ``relu_codes`` collects each ReLU's on/off pattern (NASWOT,
-    SWAP); ``layers`` each layer's outputs as the next layers read them (MeCo, AZ-NAS): first the
-    network's input (dense features, looked-up embeddings [B, E, C]), then per live block its dense
-    output [B, d], its sparse output [B, E, rows] and, with the dense-to-sparse merger, its extra rows.
-    """
-
-    def __init__(self, record_relu: bool = False, record_layers: bool = False) -> None:
-        self.regions: dict[int, Region] = {}
-        self.record_relu = record_relu
-        self.relu_codes: list[torch.Tensor] = []
-        self.record_layers = record_layers
-        self.layers: list[tuple[torch.Tensor, ...]] = []
-
-
-_USAGE: ContextVar[Usage | None] = ContextVar("sigeo_supernet_usage", default=None)
+# --- what a forward reads and records (see the module docstring) ---------------------------------
+_RELU_PATTERNS: ContextVar[list[torch.Tensor] | None] = ContextVar("sigeo_relu_patterns", default=None)
+_LAYER_OUTPUTS: ContextVar[list[tuple[torch.Tensor, ...]] | None] = ContextVar("sigeo_layer_outputs", default=None)
+_OWN_WEIGHTS: ContextVar[_OwnWeights | None] = ContextVar("sigeo_candidate_weights", default=None)
 
 
 @contextlib.contextmanager
-def record_usage(record_relu: bool = False, record_layers: bool = False) -> Iterator[Usage]:
-    """Record which parameter regions (and, optionally, which ReLU patterns and layer outputs) forwards inside use."""
-    usage = Usage(record_relu, record_layers)
-    token = _USAGE.set(usage)
+def _setting(var: ContextVar[T], value: T) -> Iterator[T]:
+    token = var.set(value)
     try:
-        yield usage
+        yield value
     finally:
-        _USAGE.reset(token)
+        var.reset(token)
+
+
+@contextlib.contextmanager
+def recording_relu_patterns() -> Iterator[list[torch.Tensor]]:
+    """Collect each ReLU's on/off pattern [B, units] from the forwards inside, in the order they run.
+
+    NASWOT and SWAP need the activation codes of the network's own ReLUs (FC, EFC, the attention FFN
+    of the blocks that reach the head); the list is empty if the forwards ran none.
+    """
+    with _setting(_RELU_PATTERNS, []) as patterns:
+        yield patterns
+
+
+@contextlib.contextmanager
+def recording_layer_outputs() -> Iterator[list[tuple[torch.Tensor, ...]]]:
+    """Collect each layer's outputs from the forwards inside, as the next layers read them (MeCo, AZ-NAS).
+
+    First the network's input (dense features, looked-up embeddings [B, E, C]), then per live block
+    its dense output [B, d], its sparse output [B, E, rows] and, with the dense-to-sparse merger, its
+    extra rows. The tensors stay in the autograd graph, so a later layer can be differentiated with
+    respect to them.
+    """
+    with _setting(_LAYER_OUTPUTS, []) as layers:
+        yield layers
 
 
 class _OwnWeights:
@@ -144,33 +162,41 @@ class _OwnWeights:
         return own
 
 
-_OWN: ContextVar[_OwnWeights | None] = ContextVar("sigeo_candidate_weights", default=None)
+@contextlib.contextmanager
+def copying_read_weights() -> Iterator[_OwnWeights]:
+    """Forwards inside copy each weight region they read (once) and compute on the copy.
+
+    One forward of a dummy sample under this is how a :class:`Candidate` learns which regions its
+    subnet reads and gets its own copies of them (``tensors`` and ``regions``, by id of the supernet
+    parameter); the supernet's weights are only read.
+    """
+    with _setting(_OWN_WEIGHTS, _OwnWeights()) as own:
+        yield own
 
 
 @contextlib.contextmanager
-def _owning(own: _OwnWeights) -> Iterator[_OwnWeights]:
-    token = _OWN.set(own)
-    try:
-        yield own
-    finally:
-        _OWN.reset(token)
+def reading_own_weights(tensors: dict[int, torch.Tensor]) -> Iterator[None]:
+    """Forwards inside read ``tensors`` (by id of the supernet parameter) instead of slicing the supernet.
+
+    A :class:`Candidate` runs the supernet's own code under this, so its forward uses, and its
+    backward fills gradients of, its own copies; the shared weights stay untouched.
+    """
+    with _setting(_OWN_WEIGHTS, _OwnWeights(tensors)):
+        yield
 
 
 def _take(param: nn.Parameter, rows: Rows | None = None, cols: Sequence[Segment] | None = None) -> torch.Tensor:
     """What a forward reads of ``param``: a slice of the shared weight, or the candidate's own copy of it."""
     region = Region(param, rows, tuple(cols) if cols is not None else None)
-    usage = _USAGE.get()
-    if usage is not None:
-        usage.regions[id(param)] = region
-    own = _OWN.get()
+    own = _OWN_WEIGHTS.get()
     return region.take(param) if own is None else own.read(region)
 
 
 def _relu(x: torch.Tensor) -> torch.Tensor:
     out = F.relu(x)
-    usage = _USAGE.get()
-    if usage is not None and usage.record_relu:
-        usage.relu_codes.append((out.detach() > 0).flatten(1))
+    patterns = _RELU_PATTERNS.get()
+    if patterns is not None:
+        patterns.append((out.detach() > 0).flatten(1))
     return out
 
 
@@ -439,20 +465,22 @@ class SuperNet(nn.Module):
         self.head = nn.Linear(self.head_width, 1)
         init_weights(self)
 
-    def forward(self, dense: torch.Tensor, sparse_ids: torch.Tensor, path: Path) -> torch.Tensor:
+    def forward(self, dense: torch.Tensor, sparse_ids: torch.Tensor, path: Architecture) -> torch.Tensor:
         """Logits [B] of the subnet ``path`` using the shared weights."""
         return self.logits(dense, self.stem(sparse_ids), path)
 
-    def logits(self, dense: torch.Tensor, embedded: torch.Tensor, path: Path) -> torch.Tensor:
+    def logits(self, dense: torch.Tensor, embedded: torch.Tensor, path: Architecture) -> torch.Tensor:
         """Logits of ``path`` from the dense features and the stem's output ``embedded`` [B, C, 16].
 
-        Blocks that do not reach the head (``Path.live_blocks``) are skipped: they would change
+        Blocks that do not reach the head (``Architecture.live_blocks``) are skipped: they would change
         neither the logits nor any gradient.
         """
         x, segs = self.head_input(dense, embedded, path)
         return seg_linear(x, self.head, segs, 1).squeeze(1)
 
-    def head_input(self, dense: torch.Tensor, embedded: torch.Tensor, path: Path) -> tuple[torch.Tensor, list[Segment]]:
+    def head_input(
+        self, dense: torch.Tensor, embedded: torch.Tensor, path: Architecture
+    ) -> tuple[torch.Tensor, list[Segment]]:
         """What the head of ``path`` reads: the last block's outputs [B, n] and their segments of the head's input.
 
         Everything before the head, so a caller that trains only the head can compute it once per batch.
@@ -461,8 +489,7 @@ class SuperNet(nn.Module):
             raise ValueError(f"path has {path.num_blocks} blocks of {path.space.name}; supernet is {self.num_blocks}")
         # one entry per output index; None for the blocks skipped as dead
         dense_acts, sparse_acts = [dense], [SparseAct(embedded.transpose(1, 2).contiguous(), None)]
-        usage = _USAGE.get()
-        layers = usage.layers if usage is not None and usage.record_layers else None
+        layers = _LAYER_OUTPUTS.get()
         if layers is not None:
             layers.append((dense, sparse_acts[0].main))
         for block_module, block, live in zip(self.blocks, path.blocks, path.live_blocks(), strict=True):
@@ -522,14 +549,14 @@ class Candidate(nn.Module):
     embedding rows and refuses other ids; without, it reads the shared tables, which stay frozen.
     """
 
-    def __init__(self, supernet: SuperNet, path: Path, rows: torch.Tensor | None = None) -> None:
+    def __init__(self, supernet: SuperNet, path: Architecture, rows: torch.Tensor | None = None) -> None:
         super().__init__()
         object.__setattr__(self, "supernet", supernet)  # not a submodule: its parameters are not the candidate's
         self.path = path
         device = supernet.head.weight.device
         dense = torch.zeros(1, supernet.num_dense, device=device)
         ids = torch.zeros(1, supernet.num_sparse, dtype=torch.long, device=device)
-        with torch.no_grad(), _owning(_OwnWeights()) as own:
+        with torch.no_grad(), copying_read_weights() as own:
             supernet(dense, ids, path)
         self.stem = OwnRows(supernet.stem, rows) if rows is not None else None
         self.regions: dict[str, Region] = {}  # in the supernet's parameter order
@@ -566,12 +593,12 @@ class Candidate(nn.Module):
 
     def forward(self, dense: torch.Tensor, sparse_ids: torch.Tensor) -> torch.Tensor:
         embedded = self.stem(sparse_ids) if self.stem is not None else self.supernet.stem(sparse_ids)
-        with _owning(_OwnWeights({key: getattr(self, attr) for attr, key in self._owned})):
+        with reading_own_weights({key: getattr(self, attr) for attr, key in self._owned}):
             return self.supernet.logits(dense, embedded, self.path)
 
     def head_input(self, dense: torch.Tensor, sparse_ids: torch.Tensor) -> torch.Tensor:
         """The head's input [B, n] (see :meth:`SuperNet.head_input`): ``forward`` is ``head.weight`` and
         ``head.bias`` (the candidate's own parameters under those names) applied to it."""
         embedded = self.stem(sparse_ids) if self.stem is not None else self.supernet.stem(sparse_ids)
-        with _owning(_OwnWeights({key: getattr(self, attr) for attr, key in self._owned})):
+        with reading_own_weights({key: getattr(self, attr) for attr, key in self._owned}):
             return self.supernet.head_input(dense, embedded, self.path)[0]

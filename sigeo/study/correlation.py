@@ -36,8 +36,7 @@ from ..io import atomic_path, read_json, write_json, write_text
 from ..proxies import ProbeSettings, aznas, get_proxy
 from ..report.plots import subplots
 from ..report.tables import markdown
-from ..space.choice import Path as Architecture
-from ..space.choice import get_space, sample_architecture
+from ..space.choice import Architecture, get_space, sample_architecture
 from .stats import (
     Reliability,
     claim_beats,

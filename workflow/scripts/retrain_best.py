@@ -8,7 +8,7 @@ from sigeo.devices import DeviceSettings
 from sigeo.final import FinalSettings, Replay, retrain_final, select_best
 from sigeo.io import read_json
 from sigeo.runner import run
-from sigeo.space.choice import Path as Architecture
+from sigeo.space.choice import Architecture
 
 
 def main() -> None:

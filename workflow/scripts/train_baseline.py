@@ -6,7 +6,7 @@ from sigeo.baselines import train_baseline
 from sigeo.devices import DeviceSettings
 from sigeo.final import FinalSettings
 from sigeo.runner import run
-from sigeo.space.choice import Path as Architecture
+from sigeo.space.choice import Architecture
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 from sigeo.devices import DeviceSettings
 from sigeo.final import FinalSettings, train_final
 from sigeo.runner import run
-from sigeo.space.choice import Path as Architecture
+from sigeo.space.choice import Architecture
 
 
 def main() -> None:
