@@ -41,7 +41,7 @@ rule prepare:
     input:
         unpack(prepare_inputs),
     output:
-        meta="results/data/{dataset}/meta.json",
+        meta=DATA_META,
         arrays=expand(
             "results/data/{{dataset}}/{split}/{part}.npy",
             split=SPLITS,
