@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from ..errors import DataError
-from ..io import write_json
+from ..io import META_FILE, write_json
 from .formats import Chunk, RawFormat, UserProfiles
 from .parse import AVAZU_KDD_MODULUS, decimal_or_hex_residues, signed_integers
 from .store import SPLITS, NpyAppender
@@ -450,7 +450,7 @@ def prepare(
             (out_dir / split).mkdir(exist_ok=True)
             for part in ("dense", "sparse", "label"):
                 os.replace(tmp / split / f"{part}.npy", out_dir / split / f"{part}.npy")
-        write_json(out_dir / "meta.json", meta)
+        write_json(out_dir / META_FILE, meta)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return meta

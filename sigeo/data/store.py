@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import read_json
+from ..io import META_FILE, read_json
 
 SPLITS = ("train", "val", "test")
 #: Shards a split is read over unless the config says otherwise (``data.shards``): the reference's 8.
@@ -178,7 +178,7 @@ class Dataset:
     @classmethod
     def open(cls, root: str | os.PathLike) -> Dataset:
         root = Path(root)
-        return cls(root=root, meta=read_json(root / "meta.json"))
+        return cls(root=root, meta=read_json(root / META_FILE))
 
     def split(self, name: str) -> Split:
         if name not in SPLITS:

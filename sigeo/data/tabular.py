@@ -54,7 +54,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import DataError
-from ..io import write_json
+from ..io import META_FILE, write_json
 from .formats import BadRow, Chunk, dense_transform, first_failures
 from .parse import _buffers
 from .prepare import (
@@ -646,7 +646,7 @@ def prepare_tabular(
             (out_dir / split).mkdir(exist_ok=True)
             for part in ("dense", "sparse", "label"):
                 os.replace(tmp / split / f"{part}.npy", out_dir / split / f"{part}.npy")
-        write_json(out_dir / "meta.json", meta)
+        write_json(out_dir / META_FILE, meta)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return meta
