@@ -18,7 +18,7 @@ from sigeo.config import (
 # Start-up checks first, before the heavy imports: a bad config fails in seconds, naming its key.
 validate_config(config)
 
-from sigeo.data.store import SPLITS
+from sigeo.data.store import PARTS, SPLITS
 from sigeo.resources import standalone_mem_mb, supernet_mem_mb
 
 check_proxies(config)

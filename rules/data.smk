@@ -45,7 +45,7 @@ rule prepare:
         arrays=expand(
             "results/data/{{dataset}}/{split}/{part}.npy",
             split=SPLITS,
-            part=("dense", "sparse", "label"),
+            part=PARTS,
         ),
     log:
         "logs/prepare/{dataset}.log",

@@ -24,7 +24,7 @@ rule predict:
         meta=DATA_META,
         test=expand(
             "results/data/{{dataset}}/test/{part}.npy",
-            part=("dense", "sparse", "label"),
+            part=PARTS,
         ),
     output:
         predictions="results/final/{dataset}/{space}/w{level}/{proxy}/predictions_test.csv",
