@@ -50,6 +50,7 @@ STAGE_KEYS = {
 # Paths that several rules name, as wildcard patterns, each spelled once: the producing rule declares
 # the pattern itself as its output (or benchmark), its readers fill it in (expand, format, run_paths).
 DATA_META = "results/data/{dataset}/meta.json"
+SUPERNET = "results/supernet/{dataset}/{space}/w{level}/supernet.pt"
 WARMUP_METRICS = "results/supernet/{dataset}/{space}/w{level}/metrics.json"
 WARMUP_BENCHMARK = "benchmarks/warmup/{dataset}/{space}/w{level}.tsv"
 SEARCH_BENCHMARK = "benchmarks/search/{dataset}/{space}/w{level}/{proxy}{repeat}.tsv"

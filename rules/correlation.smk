@@ -52,7 +52,7 @@ use rule train_subnet as train_subnet_seed with:
 # One job per warm-up level: the supernet is loaded once and scores every subnet with every proxy.
 rule score_subnets:
     input:
-        supernet="results/supernet/{dataset}/{space}/w{level}/supernet.pt",
+        supernet=SUPERNET,
         meta=DATA_META,
     output:
         scores="results/correlation/{dataset}/{space}/w{level}/scores.csv",

@@ -1,6 +1,6 @@
 rule search:
     input:
-        supernet="results/supernet/{dataset}/{space}/w{level}/supernet.pt",
+        supernet=SUPERNET,
         meta=DATA_META,
     output:
         records="results/search/{dataset}/{space}/w{level}/{proxy}{repeat}/records.csv",

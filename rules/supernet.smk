@@ -2,7 +2,7 @@ rule warmup:
     input:
         meta=DATA_META,
     output:
-        supernet="results/supernet/{dataset}/{space}/w{level}/supernet.pt",
+        supernet=SUPERNET,
         metrics=WARMUP_METRICS,
         train_log="results/supernet/{dataset}/{space}/w{level}/train_log.csv",
     log:
