@@ -36,7 +36,7 @@ from sigeo.data.prepare import PrepareSettings, prepare
 from sigeo.data.store import Dataset, Split
 from sigeo.space.choice import full_path, get_space
 from sigeo.study.verdict import Verdict, interval_verdict
-from sigeo.warmup import WarmupSettings, build_supernet, panel_architectures, warm_up
+from sigeo.warmup import WarmupSettings, build_supernet, panel_architectures, supernet_outputs, warm_up
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -109,7 +109,7 @@ def demo(args: argparse.Namespace, config: dict, settings: WarmupSettings, space
     for level in (0.0, 0.1, 1.0):
         out = args.workdir / "demo" / f"w{level}"
         started = time.perf_counter()
-        metrics = warm_up(data_dir, space, level, settings, out, CPU)
+        metrics = warm_up(data_dir, space, level, settings, supernet_outputs(out), CPU)
         seconds = time.perf_counter() - started
         runs[level] = (metrics, supernet_row_losses(out, data, settings, space))
         per_step = metrics["wall_seconds"] / metrics["steps"] if metrics["steps"] else float("nan")
@@ -144,7 +144,7 @@ def real(args: argparse.Namespace, config: dict, settings: WarmupSettings, space
         prepare(get_format("criteo"), raw, data_dir, PrepareSettings(seed=config["seed"], max_table_size=5000))
     data = Dataset.open(data_dir)
     lr = logistic_regression(data)
-    metrics = warm_up(data_dir, space, 1.0, settings, args.workdir / "movielens" / "w1.0", CPU)
+    metrics = warm_up(data_dir, space, 1.0, settings, supernet_outputs(args.workdir / "movielens" / "w1.0"), CPU)
     rows = supernet_row_losses(args.workdir / "movielens" / "w1.0", data, settings, space)
     n = len(rows["full"])
     lr_loss = float(lr[:n].mean())

@@ -2,13 +2,13 @@ rule train_baseline:
     input:
         unpack(baseline_inputs),
     output:
-        metrics="results/baselines/{dataset}/{baseline}/metrics.json",
+        metrics=BASELINE_METRICS,
         model="results/baselines/{dataset}/{baseline}/model.pt",
         train_log="results/baselines/{dataset}/{baseline}/train_log.csv",
     log:
         "logs/train_baseline/{dataset}/{baseline}.log",
     benchmark:
-        "benchmarks/train_baseline/{dataset}/{baseline}.tsv"
+        BASELINE_BENCHMARK
     priority: 1
     conda:
         GPU_ENV

@@ -18,7 +18,7 @@ from sigeo.config import (
 # Start-up checks first, before the heavy imports: a bad config fails in seconds, naming its key.
 validate_config(config)
 
-from sigeo.data.store import SPLITS
+from sigeo.data.store import PARTS, SPLITS
 from sigeo.resources import standalone_mem_mb, supernet_mem_mb
 
 check_proxies(config)
@@ -47,6 +47,22 @@ STAGE_KEYS = {
     ),
     "train_final": ("seed", "data", "final", "devices"),
 }
+# Paths that several rules name, as wildcard patterns, each spelled once: the producing rule declares
+# the pattern itself as its output (or benchmark), its readers fill it in (expand, format, run_paths).
+DATA_META = "results/data/{dataset}/meta.json"
+SUPERNET = "results/supernet/{dataset}/{space}/w{level}/supernet.pt"
+WARMUP_METRICS = "results/supernet/{dataset}/{space}/w{level}/metrics.json"
+WARMUP_BENCHMARK = "benchmarks/warmup/{dataset}/{space}/w{level}.tsv"
+SEARCH_BENCHMARK = "benchmarks/search/{dataset}/{space}/w{level}/{proxy}{repeat}.tsv"
+TRAINVAL_METRICS = (
+    "results/final/{dataset}/{space}/w{level}/{proxy}{repeat}/trainval/metrics.json"
+)
+BEST = "results/final/{dataset}/{space}/w{level}/{proxy}{repeat}/best.json"
+BASELINE_METRICS = "results/baselines/{dataset}/{baseline}/metrics.json"
+BASELINE_BENCHMARK = "benchmarks/train_baseline/{dataset}/{baseline}.tsv"
+SEARCH_RESULTS = "results/tables/search_results.csv"
+
+
 # Only what each job reads, so growing num_subnets or editing the proxy list keeps trained subnets up to date.
 CORRELATION_KEYS = {
     "truth": ("seed", "epochs", "max_train_rows"),
@@ -148,7 +164,7 @@ def score_stage(wildcards):
 
 def baseline_inputs(wildcards):
     """A baseline's inputs: the prepared data set, and for a NASRecNet its published architecture."""
-    inputs = {"meta": f"results/data/{wildcards.dataset}/meta.json"}
+    inputs = {"meta": DATA_META.format(dataset=wildcards.dataset)}
     if wildcards.baseline.startswith("nasrec_"):
         fmt = DATASETS[wildcards.dataset].format
         space = wildcards.baseline.removeprefix("nasrec_")
@@ -157,9 +173,19 @@ def baseline_inputs(wildcards):
 
 
 def run_paths(pattern, runs):
-    """A path per search run (dataset, space, level, proxy, repeat index): ``pattern``'s fields {0}-{3}
-    are the first four, {4} the repeat's path segment."""
-    return [pattern.format(*run[:4], REPEATS[run[4]]) for run in runs]
+    """A path per search run (dataset, space, level, proxy, repeat index): ``pattern`` (one of the
+    patterns above) with the run's wildcards, {repeat} the repeat's path segment; fields a pattern does
+    not name are left out."""
+    return [
+        pattern.format(
+            dataset=dataset,
+            space=space,
+            level=level,
+            proxy=proxy,
+            repeat=REPEATS[repeat],
+        )
+        for dataset, space, level, proxy, repeat in runs
+    ]
 
 
 def warmup_mem_mb(wildcards):
@@ -178,10 +204,7 @@ def retrained_metrics(wildcards):
     """select_best's wait for the winner's retraining on train + val (none unless final.retrain_on_trainval)."""
     if not dataset_config(config, wildcards.dataset)["final"]["retrain_on_trainval"]:
         return []
-    w = wildcards
-    return [
-        f"results/final/{w.dataset}/{w.space}/w{w.level}/{w.proxy}{w.repeat}/trainval/metrics.json"
-    ]
+    return [TRAINVAL_METRICS.format(**dict(wildcards.items()))]
 
 
 def final_mem_mb(wildcards):
@@ -190,32 +213,25 @@ def final_mem_mb(wildcards):
 
 def all_targets():
     return [
-        *expand("results/data/{dataset}/meta.json", dataset=DATASETS),
+        *expand(DATA_META, dataset=DATASETS),
         *rules.theory_aggregate.output,
-        *expand(
-            "results/supernet/{dataset}/{space}/w{level}/metrics.json",
-            dataset=DATASETS,
-            space=SPACES,
-            level=LEVELS,
-        ),
+        *expand(WARMUP_METRICS, dataset=DATASETS, space=SPACES, level=LEVELS),
         *[
-            f"results/final/{dataset}/{space}/w{level}/{proxy}{repeat}/best.json"
+            BEST.format(
+                dataset=dataset, space=space, level=level, proxy=proxy, repeat=repeat
+            )
             for dataset in DATASETS
             for space in SPACES
             for level, proxy in SEARCHES
             for repeat in REPEATS
         ],
-        *expand(
-            "results/baselines/{dataset}/{baseline}/metrics.json",
-            dataset=DATASETS,
-            baseline=BASELINES,
-        ),
+        *expand(BASELINE_METRICS, dataset=DATASETS, baseline=BASELINES),
         *expand(
             "results/tables/correlation_{dataset}_{space}.csv",
             dataset=DATASETS,
             space=SPACES,
         ),
-        "results/tables/search_results.csv",
+        SEARCH_RESULTS,
         "results/tables/search_summary.md",
         *expand("results/plots/{dataset}_logloss_vs_cost.png", dataset=DATASETS),
     ]

@@ -7,11 +7,12 @@ CORRELATION = CorrelationSettings.from_config(config)
 # scheduler spreads them over GPUs, a failed one reruns alone, and a larger num_subnets only adds jobs.
 rule train_subnet:
     input:
-        meta="results/data/{dataset}/meta.json",
+        meta=DATA_META,
     output:
         metrics="results/correlation/{dataset}/{space}/subnets/{subnet}/metrics.json",
         arch="results/correlation/{dataset}/{space}/subnets/{subnet}/arch.json",
         model="results/correlation/{dataset}/{space}/subnets/{subnet}/model.pt",
+        train_log="results/correlation/{dataset}/{space}/subnets/{subnet}/train_log.csv",
     log:
         "logs/correlation/{dataset}/{space}/train_subnet/{subnet}.log",
     benchmark:
@@ -38,6 +39,7 @@ use rule train_subnet as train_subnet_seed with:
         metrics="results/correlation/{dataset}/{space}/subnets/{subnet}/seed{seed}/metrics.json",
         arch="results/correlation/{dataset}/{space}/subnets/{subnet}/seed{seed}/arch.json",
         model="results/correlation/{dataset}/{space}/subnets/{subnet}/seed{seed}/model.pt",
+        train_log="results/correlation/{dataset}/{space}/subnets/{subnet}/seed{seed}/train_log.csv",
     log:
         "logs/correlation/{dataset}/{space}/train_subnet/{subnet}_seed{seed}.log",
     benchmark:
@@ -50,8 +52,8 @@ use rule train_subnet as train_subnet_seed with:
 # One job per warm-up level: the supernet is loaded once and scores every subnet with every proxy.
 rule score_subnets:
     input:
-        supernet="results/supernet/{dataset}/{space}/w{level}/supernet.pt",
-        meta="results/data/{dataset}/meta.json",
+        supernet=SUPERNET,
+        meta=DATA_META,
     output:
         scores="results/correlation/{dataset}/{space}/w{level}/scores.csv",
     log:
@@ -82,10 +84,7 @@ rule correlation_table:
             "results/correlation/{{dataset}}/{{space}}/w{level}/scores.csv",
             level=LEVELS,
         ),
-        warmup=expand(
-            "results/supernet/{{dataset}}/{{space}}/w{level}/metrics.json",
-            level=LEVELS,
-        ),
+        warmup=expand(WARMUP_METRICS, level=LEVELS, allow_missing=True),
     output:
         data="results/correlation/{dataset}/{space}/data.csv",
         runs="results/correlation/{dataset}/{space}/truth_runs.csv",

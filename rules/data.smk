@@ -41,11 +41,11 @@ rule prepare:
     input:
         unpack(prepare_inputs),
     output:
-        meta="results/data/{dataset}/meta.json",
+        meta=DATA_META,
         arrays=expand(
             "results/data/{{dataset}}/{split}/{part}.npy",
             split=SPLITS,
-            part=("dense", "sparse", "label"),
+            part=PARTS,
         ),
     log:
         "logs/prepare/{dataset}.log",

@@ -1,7 +1,7 @@
 rule train_final:
     input:
         arch="results/search/{dataset}/{space}/w{level}/{proxy}{repeat}/top/{rank}.json",
-        meta="results/data/{dataset}/meta.json",
+        meta=DATA_META,
     output:
         metrics="results/final/{dataset}/{space}/w{level}/{proxy}{repeat}/{rank}/metrics.json",
         train_log="results/final/{dataset}/{space}/w{level}/{proxy}{repeat}/{rank}/train_log.csv",
@@ -36,9 +36,9 @@ rule retrain_best:
             "results/search/{{dataset}}/{{space}}/w{{level}}/{{proxy}}{{repeat}}/top/{rank}.json",
             rank=RANKS,
         ),
-        meta="results/data/{dataset}/meta.json",
+        meta=DATA_META,
     output:
-        metrics="results/final/{dataset}/{space}/w{level}/{proxy}{repeat}/trainval/metrics.json",
+        metrics=TRAINVAL_METRICS,
         train_log="results/final/{dataset}/{space}/w{level}/{proxy}{repeat}/trainval/train_log.csv",
         model="results/final/{dataset}/{space}/w{level}/{proxy}{repeat}/trainval/model.pt",
         arch="results/final/{dataset}/{space}/w{level}/{proxy}{repeat}/trainval/arch.json",
@@ -76,7 +76,7 @@ rule select_best:
         ),
         retrained=retrained_metrics,
     output:
-        best="results/final/{dataset}/{space}/w{level}/{proxy}{repeat}/best.json",
+        best=BEST,
     log:
         "logs/select_best/{dataset}/{space}/w{level}/{proxy}{repeat}.log",
     benchmark:

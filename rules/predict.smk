@@ -1,7 +1,7 @@
 rule export_model:
     input:
         best="results/final/{dataset}/{space}/w{level}/{proxy}/best.json",
-        meta="results/data/{dataset}/meta.json",
+        meta=DATA_META,
     output:
         program="results/final/{dataset}/{space}/w{level}/{proxy}/model.pt2",
     log:
@@ -21,10 +21,10 @@ rule export_model:
 rule predict:
     input:
         best="results/final/{dataset}/{space}/w{level}/{proxy}/best.json",
-        meta="results/data/{dataset}/meta.json",
+        meta=DATA_META,
         test=expand(
             "results/data/{{dataset}}/test/{part}.npy",
-            part=("dense", "sparse", "label"),
+            part=PARTS,
         ),
     output:
         predictions="results/final/{dataset}/{space}/w{level}/{proxy}/predictions_test.csv",

@@ -9,14 +9,10 @@ SEARCH_RUNS = [
     for level, proxy in SEARCHES
     for repeat in range(len(REPEATS))
 ]
-SEARCH_RUN_FILES = {
-    "best": "results/final/{0}/{1}/w{2}/{3}{4}/best.json",
-    "warmup_metrics": "results/supernet/{0}/{1}/w{2}/metrics.json",
-    "meta": "results/data/{0}/meta.json",
-}
+SEARCH_RUN_FILES = {"best": BEST, "warmup_metrics": WARMUP_METRICS, "meta": DATA_META}
 SEARCH_RUN_BENCHMARKS = {
-    "warmup_benchmark": "benchmarks/warmup/{0}/{1}/w{2}.tsv",
-    "search_benchmark": "benchmarks/search/{0}/{1}/w{2}/{3}{4}.tsv",
+    "warmup_benchmark": WARMUP_BENCHMARK,
+    "search_benchmark": SEARCH_BENCHMARK,
 }
 BASELINE_RUNS = [(dataset, name) for dataset in DATASETS for name in BASELINES]
 
@@ -28,12 +24,13 @@ rule search_results:
             for name, pattern in SEARCH_RUN_FILES.items()
         },
         baseline_metrics=[
-            f"results/baselines/{d}/{name}/metrics.json" for d, name in BASELINE_RUNS
+            BASELINE_METRICS.format(dataset=d, baseline=name)
+            for d, name in BASELINE_RUNS
         ],
-        baseline_meta=[f"results/data/{d}/meta.json" for d, _ in BASELINE_RUNS],
+        baseline_meta=[DATA_META.format(dataset=d) for d, _ in BASELINE_RUNS],
     output:
         table=report(
-            "results/tables/search_results.csv",
+            SEARCH_RESULTS,
             caption="../workflow/report/search_results.rst",
             category="Search results",
         ),
@@ -62,7 +59,8 @@ rule search_results:
         },
         baselines=BASELINE_RUNS,
         baseline_benchmarks=[
-            f"benchmarks/train_baseline/{d}/{name}.tsv" for d, name in BASELINE_RUNS
+            BASELINE_BENCHMARK.format(dataset=d, baseline=name)
+            for d, name in BASELINE_RUNS
         ],
         levels=LEVELS,
         margin=config["search"]["claim_margin"],
@@ -72,7 +70,7 @@ rule search_results:
 
 rule search_plot:
     input:
-        "results/tables/search_results.csv",
+        SEARCH_RESULTS,
     output:
         png=report(
             "results/plots/{dataset}_logloss_vs_cost.png",

@@ -1,13 +1,13 @@
 rule search:
     input:
-        supernet="results/supernet/{dataset}/{space}/w{level}/supernet.pt",
-        meta="results/data/{dataset}/meta.json",
+        supernet=SUPERNET,
+        meta=DATA_META,
     output:
         records="results/search/{dataset}/{space}/w{level}/{proxy}{repeat}/records.csv",
     log:
         "logs/search/{dataset}/{space}/w{level}/{proxy}{repeat}.log",
     benchmark:
-        "benchmarks/search/{dataset}/{space}/w{level}/{proxy}{repeat}.tsv"
+        SEARCH_BENCHMARK
     priority: 1
     conda:
         GPU_ENV

@@ -1,14 +1,14 @@
 rule warmup:
     input:
-        meta="results/data/{dataset}/meta.json",
+        meta=DATA_META,
     output:
-        supernet="results/supernet/{dataset}/{space}/w{level}/supernet.pt",
-        metrics="results/supernet/{dataset}/{space}/w{level}/metrics.json",
+        supernet=SUPERNET,
+        metrics=WARMUP_METRICS,
         train_log="results/supernet/{dataset}/{space}/w{level}/train_log.csv",
     log:
         "logs/warmup/{dataset}/{space}/w{level}.log",
     benchmark:
-        "benchmarks/warmup/{dataset}/{space}/w{level}.tsv"
+        WARMUP_BENCHMARK
     priority: 1
     conda:
         GPU_ENV

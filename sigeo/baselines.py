@@ -19,6 +19,7 @@ from torch import nn
 
 from .data.store import Dataset
 from .final import FinalSettings, train_final, train_model
+from .io import TrainingOutputs
 from .space.choice import Architecture
 
 LOGREG = "logreg"
@@ -50,18 +51,18 @@ def train_baseline(
     name: str,
     dataset_dir: str | os.PathLike,
     settings: FinalSettings,
-    out_dir: str | os.PathLike,
+    outputs: TrainingOutputs,
     device: torch.device,
     arch: Architecture | None = None,
 ) -> dict:
     """Train baseline ``name`` (``logreg``, or ``nasrec_{space}`` with its published ``arch``) from
-    scratch; writes what every final training writes into ``out_dir`` (the logistic regression's
+    scratch; writes what every final training writes to ``outputs`` (the logistic regression's
     ``metrics.json`` says ``"baseline": "logreg"``, a NASRecNet's carries its ``arch_hash``)."""
     if name == LOGREG:
         dataset = Dataset.open(dataset_dir)
         with torch.device(device):  # made where it trains: its tables are as large as the data set's
             model = LogisticRegression(dataset.num_dense, dataset.table_sizes)
-        return train_model(model, dataset_dir, settings, out_dir, device, info={"baseline": name})
+        return train_model(model, dataset_dir, settings, outputs, device, info={"baseline": name})
     if not name.startswith(NASREC_PREFIX) or arch is None:
         raise ValueError(f"unknown baseline {name!r} (or no architecture given for it)")
-    return train_final(arch, dataset_dir, settings, out_dir, device)
+    return train_final(arch, dataset_dir, settings, outputs, device)

@@ -39,7 +39,7 @@ from torch import nn
 
 from .data.store import SHARDS, ConcatSplit, Dataset, Split, batch_ranges
 from .errors import SigeoError
-from .io import atomic_path, read_json, resume_path, write_json
+from .io import MODEL_FILE, TrainingOutputs, atomic_path, read_json, resume_path, write_json
 from .space.choice import Architecture
 from .space.subnet import StandaloneNet, nasrec_mflops
 from .train import (
@@ -58,9 +58,6 @@ from .train import (
 )
 
 log = logging.getLogger(__name__)
-
-#: The file beside ``metrics.json`` holding the trained weights (a ``state_dict``).
-MODEL_FILE = "model.pt"
 
 
 @dataclass(frozen=True)
@@ -207,12 +204,13 @@ def train_model(
     model: nn.Module,
     dataset_dir: str | os.PathLike,
     settings: FinalSettings,
-    out_dir: str | os.PathLike,
+    outputs: TrainingOutputs,
     device: torch.device,
     info: Mapping[str, object] | None = None,
 ) -> dict:
     """Train ``model`` (``model(dense, sparse_ids) -> logits``, already initialised) with the recipe of
-    ``settings``; write ``metrics.json``, ``train_log.csv`` and ``model.pt`` into ``out_dir``.
+    ``settings``; write its weights, train log and ``metrics.json`` to ``outputs``
+    (``TrainingOutputs.in_folder(folder)``: ``model.pt``, ``train_log.csv`` and ``metrics.json`` there).
 
     ``info`` heads ``metrics.json`` (e.g. the architecture's hash and the network's arguments). A
     diverged run is reported in ``metrics.json`` (``model.pt`` then holds the weights it stopped
@@ -239,7 +237,7 @@ def train_model(
         "divergence_logloss": limit,
     }
     total = steps_per_epoch * settings.epochs_to_run
-    return fit(model, dataset, train, settings, loop, total, steps_per_epoch, device, out_dir, head, validate)
+    return fit(model, dataset, train, settings, loop, total, steps_per_epoch, device, outputs, head, validate)
 
 
 def fit(
@@ -251,14 +249,13 @@ def fit(
     total: int,
     steps_per_epoch: int,
     device: torch.device,
-    out_dir: str | os.PathLike,
+    outputs: TrainingOutputs,
     head: Mapping[str, object],
     validate: Callable[[int], dict[str, float]] | None = None,
 ) -> dict:
     """Train ``model`` (on ``device``) for up to ``total`` steps over ``train`` and write its outputs
     (:func:`finish`): ``val`` and ``test`` figures at the end, ``val`` null without ``validate``
     (a retraining that learned from the validation rows)."""
-    out_dir = Path(out_dir)
 
     def predict(batch: Batch) -> torch.Tensor:
         return model(batch[0], batch[1])
@@ -278,7 +275,7 @@ def fit(
             "flops_2x_all_blocks": flops_per_sample(model, to_device(test_split.batch(0, 64), device), predict),
         }
 
-    checkpointer = Checkpointer(resume_path(out_dir, settings.checkpoint_dir), settings.checkpoint_minutes * 60)
+    checkpointer = Checkpointer(resume_path(outputs.folder, settings.checkpoint_dir), settings.checkpoint_minutes * 60)
     log.info("final training (%s): up to %d steps of %d over %d rows on %s", loop.schedule, total,
              settings.batch_size, len(train), device_name(device))  # fmt: skip
     try:
@@ -296,11 +293,11 @@ def fit(
     except TrainingDiverged as exc:
         log.warning("diverged at step %d: %s", exc.step, exc.reason)
         metrics = report(exc.state, "diverged", {"step": exc.step, "reason": exc.reason}, None, None)
-        return finish(model, exc.state, metrics, out_dir, checkpointer)
+        return finish(model, exc.state, metrics, outputs, checkpointer)
     model.eval()
     val = None if validate is None else evaluate(predict, dataset.split("val"), settings.eval_batch_size, device)
     test = evaluate(predict, test_split, settings.eval_batch_size, device)
-    return finish(model, state, report(state, "ok", None, val, test), out_dir, checkpointer)
+    return finish(model, state, report(state, "ok", None, val, test), outputs, checkpointer)
 
 
 def progress(state: LoopState, steps_per_epoch: int) -> dict:
@@ -317,12 +314,14 @@ def progress(state: LoopState, steps_per_epoch: int) -> dict:
     }
 
 
-def finish(model: nn.Module, state: LoopState, metrics: dict, out_dir: Path, checkpointer: Checkpointer) -> dict:
-    """``model.pt``, ``train_log.csv``, then ``metrics.json`` (the job's sign of completion)."""
-    with atomic_path(out_dir / MODEL_FILE, ".pt") as tmp:
+def finish(
+    model: nn.Module, state: LoopState, metrics: dict, outputs: TrainingOutputs, checkpointer: Checkpointer
+) -> dict:
+    """The weights, the train log, then ``metrics`` (the job's sign of completion)."""
+    with atomic_path(outputs.weights, ".pt") as tmp:
         torch.save(model.state_dict(), tmp)
-    write_train_log(out_dir / "train_log.csv", state)
-    write_json(out_dir / "metrics.json", metrics)
+    write_train_log(outputs.train_log, state)
+    write_json(outputs.metrics, metrics)
     checkpointer.remove()
     return metrics
 
@@ -341,7 +340,7 @@ def train_final(
     arch: Architecture,
     dataset_dir: str | os.PathLike,
     settings: FinalSettings,
-    out_dir: str | os.PathLike,
+    outputs: TrainingOutputs,
     device: torch.device,
 ) -> dict:
     """Train ``arch`` from scratch as a :class:`StandaloneNet`; outputs as :func:`train_model`, with the
@@ -353,7 +352,7 @@ def train_final(
         "net": settings.net,
         "mflops_nasrec": nasrec_mflops(arch, dataset.num_dense, dataset.num_sparse),
     }
-    return train_model(model, dataset_dir, settings, out_dir, device, info)
+    return train_model(model, dataset_dir, settings, outputs, device, info)
 
 
 def usable(metrics: Mapping) -> bool:
@@ -406,7 +405,7 @@ def retrain_final(
     dataset_dir: str | os.PathLike,
     settings: FinalSettings,
     replay: Replay,
-    out_dir: str | os.PathLike,
+    outputs: TrainingOutputs,
     device: torch.device,
 ) -> dict:
     """Train ``arch`` from scratch on train followed by val (the rows :func:`train_final` learns from,
@@ -432,27 +431,31 @@ def retrain_final(
         "steps_per_epoch": steps_per_epoch,
     }
     model = build_standalone(arch, dataset, settings, device)
-    return fit(model, dataset, trainval, settings, loop, total, steps_per_epoch, device, out_dir, head)
+    return fit(model, dataset, trainval, settings, loop, total, steps_per_epoch, device, outputs, head)
 
 
 def select_best(
     metric_paths: Sequence[str | os.PathLike],
     arch_paths: Sequence[str | os.PathLike],
     retrained: str | os.PathLike | None = None,
+    model_paths: Sequence[str | os.PathLike] | None = None,
 ) -> dict:
     """The candidate with the lowest validation log loss, with its test figures, architecture and
-    ``model.pt``; diverged candidates (or any without a finite validation log loss) are skipped and
-    counted. Fails when every candidate diverged.
+    weights (``model_paths``, in the order of ``metric_paths``; default: ``model.pt`` beside each
+    ``metrics.json``, as beside ``retrained``); diverged candidates (or any without a finite validation
+    log loss) are skipped and counted. Fails when every candidate diverged.
 
     ``retrained``: the ``metrics.json`` of the winner retrained on train + val (:func:`retrain_final`).
     It then is the found model: ``test`` and ``model`` are its, ``found_model`` says ``train+val``,
     and ``train_only`` keeps the selection run's test figures and weights; ``trainval`` holds the
     retraining's (null without one). A retraining that diverged leaves the train-only model the found one.
     """
+    if model_paths is None:
+        model_paths = [Path(m_path).with_name(MODEL_FILE) for m_path in metric_paths]
     candidates = []
-    for rank, (m_path, a_path) in enumerate(zip(metric_paths, arch_paths, strict=True)):
+    for rank, (m_path, a_path, w_path) in enumerate(zip(metric_paths, arch_paths, model_paths, strict=True)):
         m = read_json(m_path)
-        candidates.append({"rank": rank, "metrics": m, "arch": a_path, "path": Path(m_path), "usable": usable(m)})
+        candidates.append({"rank": rank, "metrics": m, "arch": a_path, "model": w_path, "usable": usable(m)})
         if not candidates[-1]["usable"]:
             log.warning("candidate %d (%s) diverged or has no finite validation log loss: skipped", rank, m_path)
     finished = [c for c in candidates if c["usable"]]
@@ -464,7 +467,7 @@ def select_best(
         "trained_on": "train",
         "val": metrics["val"],
         "test": metrics["test"],
-        "model": str(best["path"].with_name(MODEL_FILE)),
+        "model": str(Path(best["model"])),
         "epochs": metrics["epochs"],
         "best_epoch": (metrics["best"] or {}).get("epoch"),
         "steps": metrics["steps"],

@@ -12,8 +12,28 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+# The conventional names of the files in a stage's folder, spelled only here. A workflow job writes
+# where its rule's ``output:`` says (the scripts pass those paths in); these names are the defaults of
+# callers without a Snakefile (:meth:`TrainingOutputs.in_folder`) and what readers that must find a
+# file by convention look for (``sigeo predict`` beside a model, :class:`sigeo.data.store.Dataset`).
+#: a prepared data set's metadata, beside its split folders
+META_FILE = "meta.json"
+#: a trained network's weights (a ``state_dict``)
+MODEL_FILE = "model.pt"
+#: a warmed-up supernet's weights (a ``state_dict``)
+SUPERNET_FILE = "supernet.pt"
+#: a training's figures, written last: the sign of a finished job
+METRICS_FILE = "metrics.json"
+#: a training's per-step log
+TRAIN_LOG_FILE = "train_log.csv"
+#: a trained architecture (reference format), beside its weights
+ARCH_FILE = "arch.json"
+#: a running job's resume checkpoint (see :func:`resume_path`)
+RESUME_FILE = "resume.pt"
 
 
 @contextlib.contextmanager
@@ -60,5 +80,31 @@ def resume_path(out_dir: str | os.PathLike, checkpoint_dir: str | os.PathLike | 
     absolute path, so every job of every run has its own file there and finds it again when retried."""
     out_dir = Path(out_dir)
     if checkpoint_dir is None:
-        return out_dir / "resume.pt"
-    return Path(checkpoint_dir).joinpath(*out_dir.resolve().parts[1:], "resume.pt")
+        return out_dir / RESUME_FILE
+    return Path(checkpoint_dir).joinpath(*out_dir.resolve().parts[1:], RESUME_FILE)
+
+
+@dataclass(frozen=True)
+class TrainingOutputs:
+    """The files a training writes (a warm-up, a final training or retraining, a baseline, a subnet of
+    the correlation study): its ``weights``, its ``train_log`` and its ``metrics``, written last. The
+    workflow passes its rule's outputs; :meth:`in_folder` gives the conventional names in one folder."""
+
+    weights: Path
+    train_log: Path
+    metrics: Path
+
+    def __post_init__(self) -> None:
+        for name in ("weights", "train_log", "metrics"):
+            object.__setattr__(self, name, Path(getattr(self, name)))
+
+    @classmethod
+    def in_folder(cls, folder: str | os.PathLike, weights: str = MODEL_FILE) -> TrainingOutputs:
+        """The conventional names in ``folder`` (``weights``: the weights' file name)."""
+        folder = Path(folder)
+        return cls(folder / weights, folder / TRAIN_LOG_FILE, folder / METRICS_FILE)
+
+    @property
+    def folder(self) -> Path:
+        """The folder of ``metrics``: where the job's resume checkpoint is kept (:func:`resume_path`)."""
+        return self.metrics.parent

@@ -34,7 +34,7 @@ from .data.store import Dataset
 from .data.tabular import TabularFile, TabularFormat
 from .errors import DataError
 from .export import DATA_KEYS, ClickProbability, data_info, export_program, load_program, save_program
-from .io import atomic_path, read_json
+from .io import ARCH_FILE, META_FILE, METRICS_FILE, MODEL_FILE, atomic_path, read_json
 from .space.choice import Architecture
 from .space.subnet import StandaloneNet
 
@@ -79,14 +79,14 @@ def _workflow_layout(path: Path) -> tuple[tuple[str, ...], int]:
 def default_meta(model_path: str | os.PathLike) -> Path:
     """``results/data/<dataset>/meta.json`` for a model under ``results/final/<dataset>/``."""
     parts, final = _workflow_layout(Path(model_path))
-    return Path(*parts[:final], "data", parts[final + 1], "meta.json")
+    return Path(*parts[:final], "data", parts[final + 1], META_FILE)
 
 
 def default_arch(weights: str | os.PathLike) -> Path:
     """The architecture JSON of a ``model.pt``: an ``arch.json`` beside it (a retraining on train + val
     keeps one), else the one final training read for ``results/final/<d>/<s>/w<l>/<p>/<rank>/model.pt``:
     ``results/search/<d>/<s>/w<l>/<p>/top/<rank>.json``."""
-    beside = Path(weights).with_name("arch.json")
+    beside = Path(weights).with_name(ARCH_FILE)
     if beside.is_file():
         return beside
     parts, final = _workflow_layout(Path(weights))
@@ -102,7 +102,7 @@ def selected_model(best_path: str | os.PathLike, best: dict) -> Path:
     """
     named = best.get("model")
     if named is None:
-        return Path(best_path).parent / str(best["rank"]) / "model.pt"
+        return Path(best_path).parent / str(best["rank"]) / MODEL_FILE
     named = Path(named)
     return named if named.is_file() else Path(best_path).parent / named.parent.name / named.name
 
@@ -135,7 +135,7 @@ def load_standalone(weights: Path, arch: Architecture, net_kwargs: dict, meta: d
 
 def _rebuild(weights: Path, arch: Architecture, arch_source: Path, meta: dict, meta_path: Path) -> nn.Module:
     """The trained network of ``weights``, rebuilt from ``arch`` and the ``net`` settings of its metrics.json."""
-    metrics_path = weights.parent / "metrics.json"
+    metrics_path = weights.parent / METRICS_FILE
     metrics = _read_json(metrics_path, f"the metrics of {weights}")
     if arch.hash() != metrics.get("arch_hash"):
         raise DataError(f"{arch_source}: not the architecture {metrics_path} was trained with (arch_hash differs)")

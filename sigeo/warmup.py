@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from .data.store import SHARDS, Dataset, Split, batch_ranges
-from .io import atomic_path, resume_path, write_json
+from .io import SUPERNET_FILE, TrainingOutputs, atomic_path, resume_path, write_json
 from .space.choice import Architecture, SearchSpace, full_path, get_space, sample_architecture
 from .space.sampler import PathSampler
 from .space.supernet import SuperNet
@@ -214,16 +214,21 @@ def learned(full_path_logloss: float, panel_logloss_mean: float, base: float) ->
     return bool(full_path_logloss < base - LEARNED_MARGIN and panel_logloss_mean < base - LEARNED_MARGIN)
 
 
+def supernet_outputs(folder: str | Path) -> TrainingOutputs:
+    """A warm-up's outputs under their conventional names in ``folder``."""
+    return TrainingOutputs.in_folder(folder, SUPERNET_FILE)
+
+
 def warm_up(
     dataset_dir: str | Path,
     space_name: str,
     level: float,
     settings: WarmupSettings,
-    out_dir: str | Path,
+    outputs: TrainingOutputs,
     device: torch.device,
 ) -> dict:
-    """Warm up and write ``supernet.pt``, ``train_log.csv`` and ``metrics.json`` into ``out_dir``."""
-    out_dir = Path(out_dir)
+    """Warm up and write the supernet's weights, its train log and ``metrics`` (last) to ``outputs``
+    (:func:`supernet_outputs` gives the conventional names in one folder)."""
     dataset = Dataset.open(dataset_dir)
     space = get_space(space_name, settings.space_widths)
     net = build_supernet(space, dataset, settings, device).to(device)  # .to: nothing left elsewhere
@@ -245,7 +250,7 @@ def warm_up(
     loop = TrainSettings(settings.lr, settings.batch_size, checkpoint_minutes=settings.checkpoint_minutes,
                          log_every=settings.log_every, mixed_precision=settings.mixed_precision,
                          lr_min=settings.lr * settings.lr_floor or LR_MIN)  # fmt: skip
-    checkpointer = Checkpointer(resume_path(out_dir, settings.checkpoint_dir), settings.checkpoint_minutes * 60)
+    checkpointer = Checkpointer(resume_path(outputs.folder, settings.checkpoint_dir), settings.checkpoint_minutes * 60)
     log.info("warm-up level %s: %d steps of %d rows (%s of %s epochs of %d batches over %d shards) on %s", level,
              steps, settings.batch_size, level, settings.epochs, len(ranges), settings.shards,
              device_name(device))  # fmt: skip
@@ -293,9 +298,9 @@ def warm_up(
     )  # fmt: skip
     ok = learned(val_full["logloss"], val_panel["logloss_mean"], base)
     report_learning(level, state.step, ok, val_full, val_panel, base)
-    with atomic_path(out_dir / "supernet.pt", ".pt") as tmp:
+    with atomic_path(outputs.weights, ".pt") as tmp:
         torch.save(net.state_dict(), tmp)
-    write_log(out_dir / "train_log.csv", state.log)
+    write_log(outputs.train_log, state.log)
     metrics = {
         "level": level,
         "space": space.name,
@@ -314,7 +319,7 @@ def warm_up(
         "val_curve": curve,
         **param_count(net),
     }
-    write_json(out_dir / "metrics.json", metrics)
+    write_json(outputs.metrics, metrics)
     checkpointer.remove()
     return metrics
 

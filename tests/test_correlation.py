@@ -15,6 +15,7 @@ from scipy import stats
 
 from sigeo.config import load_config
 from sigeo.final import FinalSettings
+from sigeo.io import TrainingOutputs
 from sigeo.report.plots import save_figure
 from sigeo.report.tables import write_table
 from sigeo.space.choice import get_space
@@ -92,7 +93,7 @@ def test_a_diverging_subnet_gets_null_metrics_instead_of_failing(tmp_path):
     settings = FinalSettings(lr=1e12, batch_size=128, epochs=3, eval_batch_size=4096, max_train_rows=None,
                              checkpoint_minutes=1e-9, log_every=100, seed=1)  # fmt: skip
     arch = subnets("small", 2, 3, 1)[0]
-    metrics = train_subnet(arch, tmp_path / "data", settings, tmp_path / "out", CPU)
+    metrics = train_subnet(arch, tmp_path / "data", settings, TrainingOutputs.in_folder(tmp_path / "out"), CPU)
     assert metrics["status"] == "diverged" and metrics["val"] is None and metrics["test"] is None
     assert isinstance(metrics["diverged"]["step"], int) and metrics["diverged"]["reason"]
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["arch_hash"] == arch.hash()

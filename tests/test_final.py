@@ -15,6 +15,7 @@ import sigeo.final
 from sigeo.data.store import Dataset
 from sigeo.errors import SigeoError
 from sigeo.final import FinalSettings, epoch_order, select_best, train_final, train_model
+from sigeo.io import TrainingOutputs
 from sigeo.space.choice import SMALL, sample_architecture
 from sigeo.space.subnet import StandaloneNet, standalone_size
 from sigeo.train import base_rate_logloss, clip_grad_norm, evaluate, logloss, make_optimizer, make_scheduler
@@ -42,7 +43,7 @@ def test_cosine_in_shard_order_without_layer_norm_is_the_papers_training(tiny_da
     """The same weights as a plain loop of the original recipe: seeded init, whole batches taken round-robin
     over 8 contiguous shards, warm-up + cosine over every step, clipping at 5, last weights."""
     s = settings(schedule="cosine", shuffle_block_rows=None, use_layernorm=False)
-    metrics = train_final(arch, tiny_data, s, tmp_path, CPU)
+    metrics = train_final(arch, tiny_data, s, TrainingOutputs.in_folder(tmp_path), CPU)
     dataset = Dataset.open(tiny_data)
     torch.manual_seed(s.seed)
     model = StandaloneNet(arch, dataset.num_dense, dataset.table_sizes)
@@ -77,7 +78,7 @@ def test_model_pt_reloads_to_the_same_predictions_and_metrics(tiny_data, arch, t
     dataset = Dataset.open(tiny_data)
     s = settings()
     model = sigeo.final.build_standalone(arch, dataset, s)
-    metrics = train_model(model, tiny_data, s, tmp_path, CPU, {"net": s.net})
+    metrics = train_model(model, tiny_data, s, TrainingOutputs.in_folder(tmp_path), CPU, {"net": s.net})
     reloaded = StandaloneNet(arch, dataset.num_dense, dataset.table_sizes, **metrics["net"])
     reloaded.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
     dense, sparse, _ = (torch.from_numpy(a) for a in dataset.split("test").batch(0, 500))
@@ -89,7 +90,13 @@ def test_model_pt_reloads_to_the_same_predictions_and_metrics(tiny_data, arch, t
 
 
 def test_training_to_convergence_records_its_curve(tiny_data, arch, tmp_path, one_thread):
-    metrics = train_final(arch, tiny_data, settings(max_epochs=4, patience=1, use_layernorm=False), tmp_path, CPU)
+    metrics = train_final(
+        arch,
+        tiny_data,
+        settings(max_epochs=4, patience=1, use_layernorm=False),
+        TrainingOutputs.in_folder(tmp_path),
+        CPU,
+    )
     meta = json.loads((tiny_data / "meta.json").read_text())
     steps_per_epoch = meta["rows"]["train"] // 256
     curve = metrics["curve"]
@@ -115,7 +122,7 @@ def test_killed_final_training_resumes_to_the_uninterrupted_weights(tiny_data, a
                                                                     one_thread):  # fmt: skip
     """Killed in the second epoch after evaluations and a shuffled first epoch: the rerun ends identically."""
     s = settings(eval_every=7, checkpoint_minutes=1e-9, embedding_l2=1e-3, max_epochs=2, patience=5)
-    whole = train_final(arch, tiny_data, s, tmp_path / "whole", CPU)
+    whole = train_final(arch, tiny_data, s, TrainingOutputs.in_folder(tmp_path / "whole"), CPU)
     calls = {"n": 0}
     read_rows = sigeo.final.read_rows
 
@@ -127,10 +134,10 @@ def test_killed_final_training_resumes_to_the_uninterrupted_weights(tiny_data, a
 
     monkeypatch.setattr(sigeo.final, "read_rows", crashing)
     with pytest.raises(KeyboardInterrupt):
-        train_final(arch, tiny_data, s, tmp_path / "killed", CPU)
+        train_final(arch, tiny_data, s, TrainingOutputs.in_folder(tmp_path / "killed"), CPU)
     assert torch.load(tmp_path / "killed" / "resume.pt", weights_only=True)["loop"]["step"] == 29
     monkeypatch.setattr(sigeo.final, "read_rows", read_rows)
-    resumed = train_final(arch, tiny_data, s, tmp_path / "killed", CPU)
+    resumed = train_final(arch, tiny_data, s, TrainingOutputs.in_folder(tmp_path / "killed"), CPU)
     for key in ("val", "test", "steps", "best", "stop_reason"):
         assert resumed[key] == whole[key], key
     assert [c["logloss"] for c in resumed["curve"]] == [c["logloss"] for c in whole["curve"]]
@@ -140,13 +147,15 @@ def test_killed_final_training_resumes_to_the_uninterrupted_weights(tiny_data, a
 
 
 def test_a_diverging_run_is_reported_and_never_selected(tiny_data, arch, tmp_path, one_thread):
-    blown = train_final(arch, tiny_data, settings(lr=1e6, use_layernorm=False), tmp_path / "0", CPU)
+    blown = train_final(
+        arch, tiny_data, settings(lr=1e6, use_layernorm=False), TrainingOutputs.in_folder(tmp_path / "0"), CPU
+    )
     assert blown["status"] == "diverged" and blown["val"] is None and blown["test"] is None
     assert isinstance(blown["diverged"]["step"], int) and blown["diverged"]["step"] >= 0
     assert "training loss" in blown["diverged"]["reason"] or "validation log loss" in blown["diverged"]["reason"]
     assert json.loads((tmp_path / "0" / "metrics.json").read_text())["status"] == "diverged"
     assert (tmp_path / "0" / "model.pt").exists() and not (tmp_path / "0" / "resume.pt").exists()
-    good = train_final(arch, tiny_data, settings(max_epochs=1), tmp_path / "1", CPU)
+    good = train_final(arch, tiny_data, settings(max_epochs=1), TrainingOutputs.in_folder(tmp_path / "1"), CPU)
     archs = []
     for rank in range(3):
         archs.append(tmp_path / f"{rank}.json")
@@ -167,7 +176,13 @@ def test_a_diverging_run_is_reported_and_never_selected(tiny_data, arch, tmp_pat
 
 def test_validation_far_above_the_base_rate_is_divergence(tiny_data, arch, tmp_path, one_thread):
     """With a factor just above 1, a model that has not yet beaten the base rate at its first evaluation is cut."""
-    metrics = train_final(arch, tiny_data, settings(divergence_factor=1.0001, eval_every=1, lr=1.0), tmp_path, CPU)
+    metrics = train_final(
+        arch,
+        tiny_data,
+        settings(divergence_factor=1.0001, eval_every=1, lr=1.0),
+        TrainingOutputs.in_folder(tmp_path),
+        CPU,
+    )
     assert metrics["status"] == "diverged" and metrics["diverged"]["step"] == metrics["curve"][-1]["step"]
     assert metrics["curve"][-1]["logloss"] > metrics["divergence_logloss"]
     assert "above the limit" in metrics["diverged"]["reason"]
@@ -201,7 +216,9 @@ def test_train_model_trains_any_module(tiny_data, tmp_path, one_thread):
             return self.dense(dense).squeeze(1) + self.ids(sparse + self.offsets).sum(dim=(1, 2))
 
     torch.manual_seed(0)
-    metrics = train_model(Logistic(), tiny_data, settings(), tmp_path, CPU, {"model": "logistic"})
+    metrics = train_model(
+        Logistic(), tiny_data, settings(), TrainingOutputs.in_folder(tmp_path), CPU, {"model": "logistic"}
+    )
     assert metrics["model"] == "logistic" and metrics["status"] == "ok"
     assert metrics["val"]["logloss"] < metrics["base_rate_logloss"]
     assert set(torch.load(tmp_path / "model.pt", weights_only=True)) == {"ids.weight", "dense.weight", "dense.bias"}
@@ -243,7 +260,7 @@ def test_checkpoint_dir_takes_the_resume_checkpoint_out_of_the_results(
     monkeypatch.setattr(Checkpointer, "remove", lambda self: None)  # keep the last checkpoint to look at it
     scratch, out = tmp_path / "scratch", tmp_path / "results" / "final" / "a"
     s = settings(schedule="cosine", epochs=1, checkpoint_minutes=1e-9, checkpoint_dir=str(scratch))
-    train_final(arch, tiny_data, s, out, CPU)
+    train_final(arch, tiny_data, s, TrainingOutputs.in_folder(out), CPU)
     expected = scratch.joinpath(*out.resolve().parts[1:], "resume.pt")
     assert resume_path(out, str(scratch)) == expected and expected.exists()
     assert torch.load(expected, weights_only=True)["loop"]["step"] > 0

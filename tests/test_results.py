@@ -20,6 +20,7 @@ from conftest import run_snakemake, tiny_config, write_config
 from sigeo.baselines import LogisticRegression, train_baseline
 from sigeo.config import baseline_names, published_architecture, repeat_index, repeat_seed, repeat_segment
 from sigeo.final import FinalSettings
+from sigeo.io import TrainingOutputs
 from sigeo.report.plots import save_figure
 from sigeo.report.results import (
     PAPER_POINTS,
@@ -355,7 +356,7 @@ def separable(tmp_path_factory) -> Path:
 def test_logreg_baseline_trains_like_a_final_training_and_keeps_its_weights(separable, tmp_path, one_thread):
     settings = FinalSettings(lr=0.5, batch_size=128, epochs=2, eval_batch_size=512, max_train_rows=None,
                              checkpoint_minutes=60, log_every=8, seed=1, schedule="cosine")  # fmt: skip
-    metrics = train_baseline("logreg", separable, settings, tmp_path, torch.device("cpu"))
+    metrics = train_baseline("logreg", separable, settings, TrainingOutputs.in_folder(tmp_path), torch.device("cpu"))
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["baseline"] == "logreg" and saved["steps"] == 2 * 2048 // 128
     assert saved["params"] == 6 + 3 + 3 + 1 and saved["params_dense"] == 4
@@ -365,7 +366,7 @@ def test_logreg_baseline_trains_like_a_final_training_and_keeps_its_weights(sepa
     weights = model.sparse.weight.detach().squeeze(1)[:6]
     assert (weights[1::2] > weights[0::2].max()).all()  # odd ids of field 0 push towards a click
     with pytest.raises(ValueError, match="unknown baseline 'svm'"):
-        train_baseline("svm", separable, settings, tmp_path, torch.device("cpu"))
+        train_baseline("svm", separable, settings, TrainingOutputs.in_folder(tmp_path), torch.device("cpu"))
 
 
 @pytest.mark.parametrize("space", ["small", "full"])

@@ -123,7 +123,9 @@ def warm_up_skipping(workdir: Path, out: Path, step: int, monkeypatch) -> dict[s
 
     monkeypatch.setattr(warmup, "stream_batches", skipping)
     settings = warmup.WarmupSettings.from_config(load_config(workdir / "config" / "config.yaml"))
-    warmup.warm_up(workdir / "results/data/tiny", "small", 1.0, settings, out, torch.device("cpu"))
+    warmup.warm_up(
+        workdir / "results/data/tiny", "small", 1.0, settings, warmup.supernet_outputs(out), torch.device("cpu")
+    )
     monkeypatch.undo()
     return torch.load(out / "supernet.pt", weights_only=True)
 

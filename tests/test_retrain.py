@@ -14,6 +14,7 @@ from conftest import synthetic_dataset
 from sigeo.data.store import ConcatSplit, Dataset, Split
 from sigeo.errors import SigeoError
 from sigeo.final import FinalSettings, Replay, retrain_final, select_best, train_final
+from sigeo.io import TrainingOutputs
 from sigeo.predict import load_model
 from sigeo.space.choice import SMALL, sample_architecture
 from sigeo.space.subnet import StandaloneNet
@@ -88,7 +89,7 @@ def test_cosine_retraining_is_the_papers_loop_over_exactly_train_then_val(tiny_d
     replayed epochs under warm-up + cosine (one shard: the stored order; the shards' order is
     tests/test_data_order.py's); the tested model's figures are the test split's."""
     s = settings(schedule="cosine")
-    metrics = retrain_final(arch, tiny_data, s, Replay(2.0), tmp_path, CPU)
+    metrics = retrain_final(arch, tiny_data, s, Replay(2.0), TrainingOutputs.in_folder(tmp_path), CPU)
     dataset = Dataset.open(tiny_data)
     train, val = dataset.split("train"), dataset.split("val")
     rows = [np.concatenate([a, b]) for a, b in zip(train.batch(0, len(train)), val.batch(0, len(val)), strict=True)]
@@ -119,12 +120,12 @@ def test_plateau_retraining_repeats_the_best_epochs_and_the_rate_cuts(tiny_data,
     """A plateau run validated every 5 steps is replayed on train + val: steps = its best epochs × the longer
     epoch, its rate cut where the run's was (read back from the train log), capped train rows plus all of val."""
     s = settings(eval_every=5, max_epochs=2, patience=3, plateau_factor=0.5, max_train_rows=1280, use_layernorm=True)
-    first = train_final(arch, tiny_data, s, tmp_path / "train", CPU)
+    first = train_final(arch, tiny_data, s, TrainingOutputs.in_folder(tmp_path / "train"), CPU)
     cuts = [c["step"] for c in first["curve"] if c["lr_after"] < c["lr"] and c["step"] < first["best"]["step"]]
     assert cuts  # the run cut its rate before its best validation
     replay = Replay.of(first, "metrics.json")
     assert replay.epochs == first["best"]["step"] / 10 and replay.cuts == tuple(c / 10 for c in cuts)
-    metrics = retrain_final(arch, tiny_data, s, replay, tmp_path / "trainval", CPU)
+    metrics = retrain_final(arch, tiny_data, s, replay, TrainingOutputs.in_folder(tmp_path / "trainval"), CPU)
     val_rows = len(Dataset.open(tiny_data).split("val"))
     per_epoch = (1280 + val_rows) // 128
     assert metrics["train_rows"] == 1280 + val_rows and metrics["steps_per_epoch"] == per_epoch
@@ -147,11 +148,13 @@ def selection(tiny_data, arch, tmp_path_factory):
     other = sample_architecture(np.random.default_rng(3), SMALL, 2)
     metrics, archs = [], []
     for rank, (a, lr) in enumerate(((other, 1e-5), (arch, 0.01))):
-        train_final(a, tiny_data, replace(s, lr=lr), tmp_path / str(rank), CPU)
+        train_final(a, tiny_data, replace(s, lr=lr), TrainingOutputs.in_folder(tmp_path / str(rank)), CPU)
         metrics.append(tmp_path / str(rank) / "metrics.json")
         archs.append(tmp_path / f"{rank}.json")
         archs[-1].write_text(json.dumps(a.to_dict(0.0)))
-    retrain_final(arch, tiny_data, replace(s, lr=0.01), Replay(1.0), tmp_path / "trainval", CPU)
+    retrain_final(
+        arch, tiny_data, replace(s, lr=0.01), Replay(1.0), TrainingOutputs.in_folder(tmp_path / "trainval"), CPU
+    )
     torch.set_num_threads(threads)
     return metrics, archs, tmp_path / "trainval" / "metrics.json", tmp_path
 

@@ -19,6 +19,7 @@ import torch
 from conftest import synthetic_dataset
 
 from sigeo.final import FinalSettings, select_best, train_final
+from sigeo.io import TrainingOutputs
 from sigeo.space.choice import SMALL, sample_architecture
 from sigeo.train import (
     LR_MIN,
@@ -31,7 +32,7 @@ from sigeo.train import (
     make_scheduler,
     train_loop,
 )
-from sigeo.warmup import WarmupSettings, warm_up
+from sigeo.warmup import WarmupSettings, supernet_outputs, warm_up
 
 CPU = torch.device("cpu")
 
@@ -78,7 +79,7 @@ def test_clipping_counts_sparse_gradients_once_per_row():
 
 
 def test_warmup_level_zero_saves_the_initialised_supernet(tiny_data, tmp_path):
-    metrics = warm_up(tiny_data, "small", 0.0, warm_settings(), tmp_path, CPU)
+    metrics = warm_up(tiny_data, "small", 0.0, warm_settings(), supernet_outputs(tmp_path), CPU)
     assert metrics["steps"] == 0 and metrics["rows"] == 0
     state = torch.load(tmp_path / "supernet.pt", weights_only=True)
     assert "head.weight" in state
@@ -87,7 +88,9 @@ def test_warmup_level_zero_saves_the_initialised_supernet(tiny_data, tmp_path):
 
 def test_tiny_warmup_beats_the_base_rate(tiny_data, tmp_path):
     """A short warm-up trains mostly the full path (as the paper's 1 % level does): it must learn."""
-    metrics = warm_up(tiny_data, "small", 1.0, warm_settings(lr=0.05, full_path_steps=1000), tmp_path, CPU)
+    metrics = warm_up(
+        tiny_data, "small", 1.0, warm_settings(lr=0.05, full_path_steps=1000), supernet_outputs(tmp_path), CPU
+    )
     meta = json.loads((tiny_data / "meta.json").read_text())
     rate = meta["positive_rate"]["val"]
     base = -(rate * math.log(rate) + (1 - rate) * math.log(1 - rate))
@@ -99,16 +102,16 @@ def test_tiny_warmup_beats_the_base_rate(tiny_data, tmp_path):
 
 WARMUP_CHILD = """
 import sys, torch
-from sigeo.warmup import WarmupSettings, warm_up
+from sigeo.warmup import WarmupSettings, supernet_outputs, warm_up
 settings = WarmupSettings(**__import__("json").loads(sys.argv[3]))
-warm_up(sys.argv[1], "small", 1.0, settings, sys.argv[2], torch.device("cpu"))
+warm_up(sys.argv[1], "small", 1.0, settings, supernet_outputs(sys.argv[2]), torch.device("cpu"))
 """
 
 
 def test_killed_warmup_resumes_to_identical_weights(tiny_data, tmp_path):
     settings = warm_settings(checkpoint_minutes=1e-9)  # a checkpoint after every step
     torch.set_num_threads(2)
-    warm_up(tiny_data, "small", 1.0, settings, tmp_path / "whole", CPU)
+    warm_up(tiny_data, "small", 1.0, settings, supernet_outputs(tmp_path / "whole"), CPU)
     out = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     proc = subprocess.Popen(
@@ -124,7 +127,7 @@ def test_killed_warmup_resumes_to_identical_weights(tiny_data, tmp_path):
     killed_at = saved["loop"]["step"]
     total = json.loads((tmp_path / "whole" / "metrics.json").read_text())["steps"]
     assert 0 < killed_at < total, "the kill should land mid-run"
-    metrics = warm_up(tiny_data, "small", 1.0, settings, out, CPU)
+    metrics = warm_up(tiny_data, "small", 1.0, settings, supernet_outputs(out), CPU)
     assert metrics["steps"] == total
     a = torch.load(tmp_path / "whole" / "supernet.pt", weights_only=True)
     b = torch.load(out / "supernet.pt", weights_only=True)
@@ -136,7 +139,7 @@ def test_killed_warmup_resumes_to_identical_weights(tiny_data, tmp_path):
 def test_divergence_stops_with_step_and_lr_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path):
     settings = warm_settings(lr=1e6, use_layernorm=False, checkpoint_minutes=1e-9)
     with pytest.raises(TrainingDiverged, match=r"at step (\d+) \(lr ") as failure:
-        warm_up(tiny_data, "small", 1.0, settings, tmp_path, CPU)
+        warm_up(tiny_data, "small", 1.0, settings, supernet_outputs(tmp_path), CPU)
     diverged_at = int(re.search(r"at step (\d+)", str(failure.value)).group(1))
     kept = torch.load(tmp_path / "resume.pt", weights_only=True)
     assert 0 < kept["loop"]["step"] <= diverged_at
@@ -152,7 +155,7 @@ def test_final_training_and_selection_on_validation(tiny_data, tmp_path):
     for rank in range(2):
         arch = sample_architecture(rng, SMALL, 2)
         (tmp_path / f"{rank}.json").write_text(json.dumps(arch.to_dict(0.0)))
-        metrics = train_final(arch, tiny_data, settings, tmp_path / str(rank), CPU)
+        metrics = train_final(arch, tiny_data, settings, TrainingOutputs.in_folder(tmp_path / str(rank)), CPU)
         for split in ("val", "test"):
             assert set(metrics[split]) == {"logloss", "auc", "accuracy", "rows"}
         assert metrics["flops_2x_all_blocks"] > 0 and metrics["params"] > metrics["params_dense"] > 0

@@ -26,6 +26,7 @@ from sigeo.warmup import (
     panel_architectures,
     panel_metrics,
     stream_batches,
+    supernet_outputs,
     warm_up,
     warmup_steps,
 )
@@ -93,7 +94,7 @@ def test_a_split_without_a_whole_batch_per_pass_is_refused():
 def test_warmup_schedule_ends_at_the_floor_not_at_1e8(tiny_data, tmp_path):
     """The logged learning rate of every step against the formula worked out by hand."""
     s = settings(lr=0.02, lr_floor=0.25, epochs=1.0, shards=1)
-    metrics = warm_up(tiny_data, "small", 0.6, s, tmp_path, CPU)
+    metrics = warm_up(tiny_data, "small", 0.6, s, supernet_outputs(tmp_path), CPU)
     assert metrics["steps"] == 22  # floor(0.6 * 1 epoch * 37 whole batches of 256 in stored order)
     low = 0.02 * 0.25  # 2 steps of linear warm-up (22 // 10), then 20 of cosine down to the floor
     with open(tmp_path / "train_log.csv") as fh:
@@ -149,7 +150,7 @@ def test_panel_metrics_match_an_independent_log_loss(tiny_data):
 
 def test_level_zero_is_flagged_in_metrics_and_log(tiny_data, tmp_path, caplog):
     caplog.set_level("INFO", logger="sigeo.warmup")
-    metrics = warm_up(tiny_data, "small", 0.0, settings(), tmp_path, CPU)
+    metrics = warm_up(tiny_data, "small", 0.0, settings(), supernet_outputs(tmp_path), CPU)
     rate = json.loads((tiny_data / "meta.json").read_text())["positive_rate"]["val"]
     base = base_rate_logloss(rate)
     assert metrics["base_rate_logloss"] == pytest.approx(base)
@@ -184,7 +185,7 @@ def test_a_trained_supernet_clears_the_flag(tiny_data):
 
 def test_interrupted_warmup_with_a_curve_resumes_to_the_same_supernet_and_curve(tiny_data, tmp_path, monkeypatch):
     s = settings(eval_every=5, eval_rows=500, checkpoint_minutes=1e-9, epochs=1.0)
-    whole = warm_up(tiny_data, "small", 0.6, s, tmp_path / "whole", CPU)
+    whole = warm_up(tiny_data, "small", 0.6, s, supernet_outputs(tmp_path / "whole"), CPU)
     assert [r["step"] for r in whole["val_curve"]] == [5, 10, 15, 19]  # floor(0.6 * 32) steps
 
     calls = {"n": 0}
@@ -198,11 +199,11 @@ def test_interrupted_warmup_with_a_curve_resumes_to_the_same_supernet_and_curve(
 
     monkeypatch.setattr(warmup, "panel_metrics", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
-        warm_up(tiny_data, "small", 0.6, s, tmp_path / "killed", CPU)
+        warm_up(tiny_data, "small", 0.6, s, supernet_outputs(tmp_path / "killed"), CPU)
     monkeypatch.setattr(warmup, "panel_metrics", real)
     saved = torch.load(tmp_path / "killed" / "resume.pt", weights_only=True)
     assert saved["loop"]["step"] == 14
-    resumed = warm_up(tiny_data, "small", 0.6, s, tmp_path / "killed", CPU)
+    resumed = warm_up(tiny_data, "small", 0.6, s, supernet_outputs(tmp_path / "killed"), CPU)
     assert resumed["val_curve"] == whole["val_curve"]
     a = torch.load(tmp_path / "whole" / "supernet.pt", weights_only=True)
     b = torch.load(tmp_path / "killed" / "supernet.pt", weights_only=True)

@@ -30,10 +30,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from ..errors import DataError
-from ..io import write_json
+from ..io import META_FILE, write_json
 from .formats import Chunk, RawFormat, UserProfiles
 from .parse import AVAZU_KDD_MODULUS, decimal_or_hex_residues, signed_integers
-from .store import SPLITS, NpyAppender
+from .store import PARTS, SPLITS, NpyAppender, array_path
 
 log = logging.getLogger(__name__)
 
@@ -448,9 +448,9 @@ def prepare(
             meta["profile"] = str(profile_path)
         for split in SPLITS:
             (out_dir / split).mkdir(exist_ok=True)
-            for part in ("dense", "sparse", "label"):
-                os.replace(tmp / split / f"{part}.npy", out_dir / split / f"{part}.npy")
-        write_json(out_dir / "meta.json", meta)
+            for part in PARTS:
+                os.replace(array_path(tmp, split, part), array_path(out_dir, split, part))
+        write_json(out_dir / META_FILE, meta)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return meta
@@ -470,9 +470,9 @@ def _stream(
     for split in SPLITS:
         (tmp / split).mkdir(parents=True)
         writers[split] = _SplitWriter(
-            NpyAppender(tmp / split / "dense.npy", np.float32, (len(fmt.dense_features),)),
-            NpyAppender(tmp / split / "sparse.npy", np.int32, (len(fmt.sparse_features),)),
-            NpyAppender(tmp / split / "label.npy", np.uint8, ()),
+            NpyAppender(array_path(tmp, split, "dense"), np.float32, (len(fmt.dense_features),)),
+            NpyAppender(array_path(tmp, split, "sparse"), np.int32, (len(fmt.sparse_features),)),
+            NpyAppender(array_path(tmp, split, "label"), np.uint8, ()),
         )
     bad = BadRows(raw_path, settings.max_bad_rows)
     parsed = ParsedFile(fmt, raw_path, table_sizes, profile, bad, settings.block_size)

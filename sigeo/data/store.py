@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import read_json
+from ..io import META_FILE, read_json
 
 SPLITS = ("train", "val", "test")
+#: The arrays of a split, each ``<root>/<split>/<part>.npy`` (:func:`array_path`).
+PARTS = ("dense", "sparse", "label")
 #: Shards a split is read over unless the config says otherwise (``data.shards``): the reference's 8.
 SHARDS = 8
 _HEADER_BYTES = 128  # magic (6) + version (2) + length (2) + a dict that always fits in 118 bytes
@@ -168,6 +170,11 @@ def batch_ranges(rows: int, batch_size: int, shards: int = SHARDS, drop_last: bo
     return np.stack([begin, np.minimum(begin + batch_size, highs[shard_all[order]])], axis=1).astype(np.int64)
 
 
+def array_path(root: str | os.PathLike, split: str, part: str) -> Path:
+    """Where a prepared data set in ``root`` keeps array ``part`` (one of :data:`PARTS`) of ``split``."""
+    return Path(root) / split / f"{part}.npy"
+
+
 @dataclass(frozen=True)
 class Dataset:
     """A prepared dataset folder: its metadata and its memory-mapped splits."""
@@ -178,13 +185,12 @@ class Dataset:
     @classmethod
     def open(cls, root: str | os.PathLike) -> Dataset:
         root = Path(root)
-        return cls(root=root, meta=read_json(root / "meta.json"))
+        return cls(root=root, meta=read_json(root / META_FILE))
 
     def split(self, name: str) -> Split:
         if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}; expected one of {SPLITS}")
-        d = self.root / name
-        return Split(*(np.load(d / f"{part}.npy", mmap_mode="r") for part in ("dense", "sparse", "label")))
+        return Split(*(np.load(array_path(self.root, name, part), mmap_mode="r") for part in PARTS))
 
     @property
     def table_sizes(self) -> list[int]:

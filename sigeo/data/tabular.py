@@ -54,7 +54,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import DataError
-from ..io import write_json
+from ..io import META_FILE, write_json
 from .formats import BadRow, Chunk, dense_transform, first_failures
 from .parse import _buffers
 from .prepare import (
@@ -66,7 +66,7 @@ from .prepare import (
     _CsvBlocks,
     _open_stream,
 )
-from .store import SPLITS, NpyAppender
+from .store import PARTS, SPLITS, NpyAppender, array_path
 
 log = logging.getLogger(__name__)
 
@@ -644,9 +644,9 @@ def prepare_tabular(
         meta = _prepare(fmt, files, tmp, settings)
         for split in SPLITS:
             (out_dir / split).mkdir(exist_ok=True)
-            for part in ("dense", "sparse", "label"):
-                os.replace(tmp / split / f"{part}.npy", out_dir / split / f"{part}.npy")
-        write_json(out_dir / "meta.json", meta)
+            for part in PARTS:
+                os.replace(array_path(tmp, split, part), array_path(out_dir, split, part))
+        write_json(out_dir / META_FILE, meta)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return meta
@@ -742,9 +742,9 @@ def _deal(
     for split in SPLITS:
         (tmp / split).mkdir()
         writers[split] = (
-            NpyAppender(tmp / split / "dense.npy", np.float32, (len(fmt.dense_features),)),
-            NpyAppender(tmp / split / "sparse.npy", np.int32, (len(fmt.sparse_features),)),
-            NpyAppender(tmp / split / "label.npy", np.uint8, ()),
+            NpyAppender(array_path(tmp, split, "dense"), np.float32, (len(fmt.dense_features),)),
+            NpyAppender(array_path(tmp, split, "sparse"), np.int32, (len(fmt.sparse_features),)),
+            NpyAppender(array_path(tmp, split, "label"), np.uint8, ()),
         )
     splitter = StratifiedSplitter(settings.seed)
     positives = dict.fromkeys(SPLITS, 0)

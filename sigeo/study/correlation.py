@@ -23,7 +23,6 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,7 +31,7 @@ from matplotlib.figure import Figure
 
 from ..data.store import Dataset
 from ..final import FinalSettings, train_final
-from ..io import atomic_path, read_json, write_json, write_text
+from ..io import ARCH_FILE, METRICS_FILE, TrainingOutputs, atomic_path, read_json, write_json, write_text
 from ..proxies import ProbeSettings, aznas, get_proxy
 from ..report.plots import subplots
 from ..report.tables import markdown
@@ -142,7 +141,9 @@ class CorrelationSettings:
     def truth_files(self) -> list[str]:
         """Each run's ``metrics.json`` under the study's folder, in :meth:`runs` order: seed 0 where a study
         without repeats writes it, seed ``s`` in ``seed{s}/`` beside it."""
-        return [f"subnets/{i}/metrics.json" if s == 0 else f"subnets/{i}/seed{s}/metrics.json" for i, s in self.runs()]
+        return [
+            f"subnets/{i}/{METRICS_FILE}" if s == 0 else f"subnets/{i}/seed{s}/{METRICS_FILE}" for i, s in self.runs()
+        ]
 
 
 def sampling_seed(config: Mapping) -> int:
@@ -193,17 +194,20 @@ def train_subnet(
     arch: Architecture,
     dataset_dir: PathLike,
     settings: FinalSettings,
-    out_dir: PathLike,
+    outputs: TrainingOutputs,
     device: torch.device,
+    arch_path: PathLike | None = None,
 ) -> dict:
-    """Ground truth of one subnet: train it from scratch like a final candidate; ``arch.json`` next to it.
+    """Ground truth of one subnet: train it from scratch like a final candidate, its outputs as
+    :func:`~sigeo.final.train_model`'s; its architecture to ``arch_path`` (default: ``arch.json`` beside
+    the metrics).
 
     A subnet whose training diverges is reported so in ``metrics.json`` (null ``val`` and ``test``)
     instead of failing the job (the reference scored such runs 999.99); the study drops it from every
     correlation and counts it.
     """
-    write_json(Path(out_dir) / "arch.json", arch.to_dict())
-    return train_final(arch, dataset_dir, settings, out_dir, device)
+    write_json(outputs.folder / ARCH_FILE if arch_path is None else arch_path, arch.to_dict())
+    return train_final(arch, dataset_dir, settings, outputs, device)
 
 
 def score_subnets(

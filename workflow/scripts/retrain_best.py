@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sigeo.devices import DeviceSettings
 from sigeo.final import FinalSettings, Replay, retrain_final, select_best
-from sigeo.io import read_json
+from sigeo.io import TrainingOutputs, read_json
 from sigeo.runner import run
 from sigeo.space.choice import Architecture
 
@@ -24,7 +24,7 @@ def main() -> None:
             Path(inputs.meta).parent,
             FinalSettings.from_config(config),
             replay,
-            Path(out.metrics).parent,
+            TrainingOutputs(out.model, out.train_log, out.metrics),
             device,
         )
 

@@ -9,7 +9,7 @@ from sigeo.runner import run
 def main() -> None:
     inputs = snakemake.input
     retrained = inputs.retrained[0] if inputs.retrained else None
-    write_json(snakemake.output.best, select_best(inputs.metrics, inputs.archs, retrained))
+    write_json(snakemake.output.best, select_best(inputs.metrics, inputs.archs, retrained, inputs.models))
 
 
 run(snakemake, main)

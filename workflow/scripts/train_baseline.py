@@ -5,12 +5,13 @@ from pathlib import Path
 from sigeo.baselines import train_baseline
 from sigeo.devices import DeviceSettings
 from sigeo.final import FinalSettings
+from sigeo.io import TrainingOutputs
 from sigeo.runner import run
 from sigeo.space.choice import Architecture
 
 
 def main() -> None:
-    config = snakemake.params.stage
+    config, out = snakemake.params.stage, snakemake.output
     devices = DeviceSettings.from_config(config)
     arch_file = getattr(snakemake.input, "arch", None)  # a NASRecNet's published architecture
     arch = Architecture.load(arch_file) if arch_file else None
@@ -19,7 +20,7 @@ def main() -> None:
             snakemake.wildcards.baseline,
             Path(snakemake.input.meta).parent,
             FinalSettings.from_config(config),
-            Path(snakemake.output.metrics).parent,
+            TrainingOutputs(out.model, out.train_log, out.metrics),
             device,
             arch,
         )

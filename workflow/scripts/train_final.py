@@ -4,12 +4,13 @@ from pathlib import Path
 
 from sigeo.devices import DeviceSettings
 from sigeo.final import FinalSettings, train_final
+from sigeo.io import TrainingOutputs
 from sigeo.runner import run
 from sigeo.space.choice import Architecture
 
 
 def main() -> None:
-    config = snakemake.params.stage
+    config, out = snakemake.params.stage, snakemake.output
     devices = DeviceSettings.from_config(config)
     arch = Architecture.load(snakemake.input.arch)
     with devices.job_device() as device:
@@ -17,7 +18,7 @@ def main() -> None:
             arch,
             Path(snakemake.input.meta).parent,
             FinalSettings.from_config(config),
-            Path(snakemake.output.metrics).parent,
+            TrainingOutputs(out.model, out.train_log, out.metrics),
             device,
         )
 

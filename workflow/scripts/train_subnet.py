@@ -4,12 +4,13 @@ training seed (standalone training, test log loss); train_subnet is seed 0."""
 from pathlib import Path
 
 from sigeo.devices import DeviceSettings
+from sigeo.io import TrainingOutputs
 from sigeo.runner import run
 from sigeo.study.correlation import sampling_seed, subnet, train_subnet, truth_settings
 
 
 def main() -> None:
-    config, wildcards = snakemake.params.stage, snakemake.wildcards
+    config, wildcards, out = snakemake.params.stage, snakemake.wildcards, snakemake.output
     devices = DeviceSettings.from_config(config)
     arch = subnet(
         wildcards.space, config["num_blocks"], sampling_seed(config), int(wildcards.subnet), config["space_widths"]
@@ -19,8 +20,9 @@ def main() -> None:
             arch,
             Path(snakemake.input.meta).parent,
             truth_settings(config, int(wildcards.get("seed", 0))),
-            Path(snakemake.output.metrics).parent,
+            TrainingOutputs(out.model, out.train_log, out.metrics),
             device,
+            out.arch,
         )
 
 

@@ -3,12 +3,13 @@
 from pathlib import Path
 
 from sigeo.devices import DeviceSettings
+from sigeo.io import TrainingOutputs
 from sigeo.runner import run
 from sigeo.warmup import WarmupSettings, warm_up
 
 
 def main() -> None:
-    config = snakemake.params.stage
+    config, out = snakemake.params.stage, snakemake.output
     devices = DeviceSettings.from_config(config)
     with devices.job_device() as device:
         warm_up(
@@ -16,7 +17,7 @@ def main() -> None:
             snakemake.wildcards.space,
             snakemake.params.level,
             WarmupSettings.from_config(config),
-            Path(snakemake.output.supernet).parent,
+            TrainingOutputs(out.supernet, out.train_log, out.metrics),
             device,
         )
 
