@@ -340,7 +340,7 @@ def bench_ea(workdir: Path, n: int, threads: int, device: torch.device) -> None:
     fmt = get_format(spec["format"])
     data_dir = workdir / f"demo-{name}"
     if not (data_dir / "data" / "meta.json").exists():
-        generate(fmt, SyntheticSpec(**spec["synthetic"]), data_dir / "raw" / fmt.file_name)
+        generate(fmt, SyntheticSpec(**spec["synthetic"]), data_dir / "raw" / fmt.file_name, spec["max_table_size"])
         prepare(fmt, data_dir / "raw" / fmt.file_name, data_dir / "data",
                 PrepareSettings(seed=config["seed"], max_table_size=spec["max_table_size"]))  # fmt: skip
     dataset = Dataset.open(data_dir / "data")

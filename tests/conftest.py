@@ -25,7 +25,7 @@ def synthetic_dataset(root: Path, rows: int, seed: int = 5) -> Path:
     from sigeo.data.synthetic import SyntheticSpec, generate
 
     fmt = get_format("criteo")
-    generate(fmt, SyntheticSpec(rows=rows, seed=seed, max_vocab=20), root / "raw" / "train.txt")
+    generate(fmt, SyntheticSpec(rows=rows, seed=seed, max_vocab=20), root / "raw" / "train.txt", max_table_size=50)
     prepare(fmt, root / "raw" / "train.txt", root / "data", PrepareSettings(seed=1, max_table_size=50))
     return root / "data"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from scipy.special import expit
 
@@ -122,3 +123,28 @@ def test_bad_synthetic_spec_is_named():
         SyntheticSpec(rows=10, seed=0, max_vocab=10, informative_vocab=20)
     with pytest.raises(ValueError, match="informative_fields must be >= 2"):
         SyntheticSpec(rows=10, seed=0, informative_fields=1)
+
+
+@pytest.mark.parametrize(("fmt_name", "cap"), [("criteo", None), ("criteo", 30), ("avazu", 40), ("kdd", None)])
+def test_informative_tokens_keep_their_own_embedding_rows(tmp_path, fmt_name, cap):
+    """Two informative tokens hashed onto one row would reach a student as one id, so the teacher's
+    log loss could not be reached from the prepared data; the generator keeps them apart."""
+    fmt = get_format(fmt_name)
+    spec = SyntheticSpec(rows=200, seed=2, max_vocab=50, informative_fields=26, informative_vocab=20)
+    folder = generate(fmt, spec, tmp_path / fmt.file_name, max_table_size=cap)
+    teacher = Teacher.load(folder / "teacher.npz")
+    tables = dict(zip(fmt.sparse_features, fmt.table_sizes(cap), strict=True))
+    checked = 0
+    for f, name in enumerate(teacher.features):
+        if name in ("Gender", "Age") or not np.any(teacher.bias[f]):
+            continue
+        rows = fmt.row_ids(pa.array(teacher.vocab[f]), name, tables[name])
+        assert len(np.unique(rows)) == len(rows) == min(20, fmt.paper_table_sizes[fmt.sparse_features.index(name)] - 1)
+        checked += 1
+    assert checked == len(teacher.features) - (2 if fmt_name == "kdd" else 0)
+
+
+def test_informative_vocabulary_larger_than_its_table_is_refused(tmp_path):
+    spec = SyntheticSpec(rows=100, seed=2, max_vocab=50, informative_fields=26, informative_vocab=20)
+    with pytest.raises(ValueError, match="do not fit a table of 10 rows; lower informative_vocab"):
+        generate(get_format("criteo"), spec, tmp_path / "train.txt", max_table_size=10)

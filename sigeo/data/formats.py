@@ -177,6 +177,10 @@ class RawFormat:
         values = dense_transform(np.where(parsed.empty, 0, parsed.values))
         return _Column(values, [(~parsed.valid, name, "not an integer of at most 18 digits")])
 
+    def row_ids(self, tokens: pa.Array, name: str, size: int) -> np.ndarray:
+        """The embedding rows that feature ``name``'s ``tokens`` are hashed to in a table of ``size`` rows."""
+        return self._sparse(tokens, name, size).values
+
     def _sparse(self, col: pa.Array, name: str, size: int) -> _Column:
         if self.name == "criteo":
             res = residues(col, 16, size - 1)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,6 +192,25 @@ def _vocab(name: str, fmt: RawFormat, f: int, size: int) -> np.ndarray:
     return (np.uint64(f * _DECIMAL_SPAN) + index * np.uint64(7919) % np.uint64(_DECIMAL_SPAN)).astype(str)
 
 
+def _distinct_row_vocab(name: str, fmt: RawFormat, f: int, size: int, table_size: int) -> np.ndarray:
+    """``size`` tokens that the parser hashes to distinct rows of the feature's ``table_size``-row table.
+
+    The teacher gives each token its own bias and embedding; two of them hashed onto one row would
+    reach a student as one id, whose best prediction mixes theirs, and the teacher's log loss would
+    then be a floor no model of the prepared data can reach. So the tokens are the first ones of a
+    larger candidate list (``_vocab``'s own order) that land on rows not taken yet.
+    """
+    if size > table_size - 1:  # rows 1 .. table_size - 1 hold tokens, row 0 the missing value
+        raise ValueError(
+            f"{name}: {size} informative tokens do not fit a table of {table_size} rows; lower informative_vocab"
+        )
+    pool = _vocab(name, fmt, f, 8 * size + 64)
+    _, first = np.unique(fmt.row_ids(pa.array(pool), name, table_size), return_index=True)
+    if len(first) < size:
+        raise ValueError(f"{name}: only {len(first)} distinct table rows among {len(pool)} candidate tokens")
+    return pool[np.sort(first)[:size]]
+
+
 def _teacher_features(fmt: RawFormat) -> list[str]:
     """Features the teacher reads: the format's categorical columns, without Avazu's noise ``id``."""
     return [f for f in fmt.sparse_features if f != "id"]
@@ -232,20 +252,27 @@ DENSE_GAIN = 1.5
 
 
 def make_teacher(
-    fmt: RawFormat, spec: SyntheticSpec, dense: _DenseModel
+    fmt: RawFormat, spec: SyntheticSpec, dense: _DenseModel, table_sizes: Sequence[int]
 ) -> tuple[Teacher, list[np.ndarray], np.ndarray]:
-    """Draw a teacher; also returns token frequencies and per-feature missing rates."""
+    """Draw a teacher; also returns token frequencies and per-feature missing rates.
+
+    ``table_sizes``: the embedding tables the data set will be prepared into, one per sparse
+    feature; the informative fields' tokens land on distinct rows of them.
+    """
     rng = np.random.default_rng([spec.seed, 1])
     features = _teacher_features(fmt)
     n_feat = len(features)
     informative = np.sort(rng.choice(n_feat, size=min(n_feat, spec.informative_fields), replace=False))
     sizes = dict(zip(fmt.sparse_features, fmt.paper_table_sizes, strict=True))
+    tables = dict(zip(fmt.sparse_features, table_sizes, strict=True))
     vocab, bias, emb, freqs = [], [], [], []
     for f, name in enumerate(features):
         # KDD's Gender/Age keep their own (tiny) code sets: the user profile draws every code
-        cap = spec.informative_vocab if f in informative and name not in ("Gender", "Age") else spec.max_vocab
-        size = max(2, min(sizes[name] - 1, cap))
-        vocab.append(_vocab(name, fmt, f, size))
+        signal_tokens = f in informative and name not in ("Gender", "Age")
+        size = max(2, min(sizes[name] - 1, spec.informative_vocab if signal_tokens else spec.max_vocab))
+        vocab.append(
+            _distinct_row_vocab(name, fmt, f, size, tables[name]) if signal_tokens else _vocab(name, fmt, f, size)
+        )
         signal = 1.0 if f in informative else 0.0
         bias.append(signal * rng.normal(0.0, 1.0, size))
         emb.append(signal * rng.normal(0.0, 1.0, (size, EMBED_DIM)))
@@ -364,8 +391,13 @@ def _kdd_users(teacher: Teacher) -> tuple[np.ndarray, np.ndarray]:
     return gender, age
 
 
-def generate(fmt: RawFormat, spec: SyntheticSpec, raw_path: str | os.PathLike) -> Path:
+def generate(
+    fmt: RawFormat, spec: SyntheticSpec, raw_path: str | os.PathLike, max_table_size: int | None = None
+) -> Path:
     """Write ``rows`` raw rows to ``raw_path`` (gzip if it ends in .gz) plus the teacher files.
+
+    ``max_table_size``: the cap the data set is prepared with (its ``max_table_size``), so that the
+    informative tokens stay apart after hashing and the teacher's log loss stays reachable.
 
     Returns the folder holding ``teacher.npz`` and ``teacher_prob.npy`` (the raw file's folder).
     """
@@ -373,7 +405,7 @@ def generate(fmt: RawFormat, spec: SyntheticSpec, raw_path: str | os.PathLike) -
     folder = raw_path.parent
     folder.mkdir(parents=True, exist_ok=True)
     dense = _dense_model(fmt, spec)
-    teacher, freqs, missing = make_teacher(fmt, spec, dense)
+    teacher, freqs, missing = make_teacher(fmt, spec, dense, fmt.table_sizes(max_table_size))
     kdd_profile = _kdd_users(teacher) if fmt.name == "kdd" else None
     sampler = _Sampler(teacher, freqs, missing, dense, kdd_profile)
     _calibrate(teacher, sampler, spec.positive_rate, spec.seed)

@@ -10,7 +10,7 @@ from sigeo.runner import run
 def main() -> None:
     spec = DatasetSpec(**snakemake.params.spec)
     out = Path(snakemake.output.folder)
-    generate(spec.raw_format, SyntheticSpec(**spec.synthetic), out / spec.raw_format.file_name)
+    generate(spec.raw_format, SyntheticSpec(**spec.synthetic), out / spec.raw_format.file_name, spec.max_table_size)
 
 
 run(snakemake, main)
