@@ -2,15 +2,13 @@
 
 from pathlib import Path
 
-from sigeo.config import DatasetSpec
-from sigeo.data.synthetic import SyntheticSpec, generate
+from sigeo.data.synthetic import generate
 from sigeo.runner import run
 
 
 def main() -> None:
-    spec = DatasetSpec(**snakemake.params.spec)
-    out = Path(snakemake.output.folder)
-    generate(spec.raw_format, SyntheticSpec(**spec.synthetic), out / spec.raw_format.file_name)
+    spec = snakemake.params.settings.spec
+    generate(spec.raw_format, spec.synthetic, Path(snakemake.output.folder) / spec.raw_format.file_name)
 
 
 run(snakemake, main)
