@@ -212,6 +212,12 @@ def _check_dataset(name: str, entry: dict) -> None:
             )
 
 
+def dataset_default(key: str) -> Any:
+    """The schema's default of a data set entry's ``key``: what a file written before the value was
+    recorded beside it had."""
+    return yaml.safe_load(SCHEMA.read_text())["$defs"]["dataset"]["properties"][key]["default"]
+
+
 def load_config(source: str | os.PathLike | dict[str, Any]) -> dict:
     """Read (if a path) and validate a configuration."""
     config = yaml.safe_load(Path(source).read_text()) if not isinstance(source, dict) else source
