@@ -31,11 +31,11 @@ from sigeo.data.tabular import TabularFormat, prepare_tabular
 raw, out = sys.argv[1], sys.argv[2]
 t = time.perf_counter()
 if raw.endswith(".txt"):
-    meta = prepare(get_format("criteo"), raw, out, PrepareSettings(seed=1))
+    meta = prepare(get_format("criteo"), raw, out, PrepareSettings(seed=1, max_bad_rows=1000, max_table_size=None))
 else:
     fmt = TabularFormat(label="label", at_least=None, dense_columns=tuple(f"I{i}" for i in range(1, 14)),
                         sparse_features=tuple(f"C{i}" for i in range(1, 27)))
-    meta = prepare_tabular(fmt, [raw], out, PrepareSettings(seed=1, max_table_size=TABULAR_CAP))
+    meta = prepare_tabular(fmt, [raw], out, PrepareSettings(seed=1, max_bad_rows=1000, max_table_size=TABULAR_CAP))
 seconds = time.perf_counter() - t
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so it would report the parent's peak
 peak_mb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")) / 1024
@@ -120,15 +120,21 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 4_000_000])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/sigeo-bench"))
     args = parser.parse_args()
-    from sigeo.data.formats import get_format
-    from sigeo.data.synthetic import SyntheticSpec, generate
+    from sigeo.config import load_settings
+    from sigeo.data.synthetic import generate
 
     results: dict[str, list[dict]] = {"criteo": [], "parquet": [], "csv": []}
     for rows in args.rows:
         raw = args.workdir / f"criteo-{rows}" / "train.txt"
         if not raw.exists():
             print(f"generating {rows:,} synthetic Criteo rows in {raw} ...", flush=True)
-            generate(get_format("criteo"), SyntheticSpec(rows=rows, seed=1, max_vocab=200_000), raw)
+            synthetic = {
+                "format": "criteo",
+                "source": "synthetic",
+                "synthetic": {"rows": rows, "seed": 1, "max_vocab": 200_000},
+            }
+            spec = load_settings({"datasets": {"criteo": synthetic}}).datasets["criteo"].spec
+            generate(spec.raw_format, spec.synthetic, raw)
         parquet, text = as_tabular(raw, raw.parent)
         for name, source in (("criteo", raw), ("parquet", parquet), ("csv", text)):
             result = run_child(source, args.workdir / f"out-{rows}-{name}")

@@ -52,8 +52,8 @@ import torch
 import yaml
 
 import sigeo.search.scorer
-from sigeo.config import ROOT, load_config
-from sigeo.data.formats import CRITEO_TABLE_SIZES, get_format
+from sigeo.config import ROOT, load_config, load_settings
+from sigeo.data.formats import CRITEO_TABLE_SIZES
 from sigeo.data.store import Dataset
 from sigeo.devices import device_label
 from sigeo.proxies import ProbeSettings, score
@@ -162,7 +162,7 @@ def bench_sigeo(workdir: Path, n: int, paper_oneshot: int, device: torch.device)
           f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
     probe = ProbeSettings(zico_coef=1, fr_coef=1, loss_coef=0, sigeo_mode="fixed", seed=0)
     data = ProbeData(probe_batches=4, probe_batch_size=512, finetune_steps=50, finetune_lr=0.04, eval_batches=5,
-                     eval_batch_size=8192)  # fmt: skip
+                     eval_batch_size=8192, shards=8)  # fmt: skip
     scorer = CandidateScorer(net, dataset, ["sigeo"], probe, data, device)
     rng = np.random.default_rng(1)
     archs = [sample_architecture(rng, SMALL, 7) for _ in range(n)]
@@ -212,7 +212,7 @@ def bench_sigeo(workdir: Path, n: int, paper_oneshot: int, device: torch.device)
     for steps, batches, count in ((50, 5, 3), (500, 150, paper_oneshot)):
         if count == 0:
             continue
-        setting = ProbeData(4, 512, steps, 0.04, batches, 8192)
+        setting = ProbeData(4, 512, steps, 0.04, batches, 8192, 8)
         oneshot = CandidateScorer(net, dataset, ["oneshot"], probe, setting, device)
         start = time.perf_counter()
         for arch in archs[:count]:
@@ -261,7 +261,7 @@ def bench_oneshot(workdir: Path, n: int, device: torch.device) -> None:
         net = SuperNet(SMALL, 13, sizes)
     probe = ProbeSettings(zico_coef=1, fr_coef=1, loss_coef=0, sigeo_mode="fixed", seed=0)
     data = ProbeData(probe_batches=4, probe_batch_size=512, finetune_steps=20, finetune_lr=0.04, eval_batches=2,
-                     eval_batch_size=4096)  # fmt: skip
+                     eval_batch_size=4096, shards=8)  # fmt: skip
     scorer = CandidateScorer(net, dataset, ["oneshot"], probe, data, device)
     rng = np.random.default_rng(1)
     archs = [sample_architecture(rng, SMALL, 7) for _ in range(n)]
@@ -331,26 +331,24 @@ def linear_gflops() -> float:
 
 
 def bench_ea(workdir: Path, n: int, threads: int, device: torch.device) -> None:
-    from sigeo.data.prepare import PrepareSettings, prepare
-    from sigeo.data.synthetic import SyntheticSpec, generate
-    from sigeo.warmup import WarmupSettings, build_supernet
+    from sigeo.data.prepare import prepare
+    from sigeo.data.synthetic import generate
+    from sigeo.warmup import build_supernet
 
     config = load_config(ROOT / "config" / "config.yaml")
-    name, spec = next(iter(config["datasets"].items()))
-    fmt = get_format(spec["format"])
+    paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())["search"]
+    config["search"].update({k: paper[k] for k in ("init_population", "sample_size", "n_childs", "n_generations")})
+    name, demo = next(iter(load_settings(config).datasets.items()))
+    fmt, warm = demo.spec.raw_format, demo.warmup
     data_dir = workdir / f"demo-{name}"
     if not (data_dir / "data" / "meta.json").exists():
-        generate(fmt, SyntheticSpec(**spec["synthetic"]), data_dir / "raw" / fmt.file_name, spec["max_table_size"])
-        prepare(fmt, data_dir / "raw" / fmt.file_name, data_dir / "data",
-                PrepareSettings(seed=config["seed"], max_table_size=spec["max_table_size"]))  # fmt: skip
+        generate(fmt, demo.spec.synthetic, data_dir / "raw" / fmt.file_name, demo.spec.max_table_size)
+        prepare(fmt, data_dir / "raw" / fmt.file_name, data_dir / "data", demo.prepare)
     dataset = Dataset.open(data_dir / "data")
-    space = get_space(config["spaces"][0], config.get("space_widths"))
-    net = build_supernet(space, dataset, WarmupSettings.from_config(config), device)
-    scorer = CandidateScorer(net, dataset, ["sigeo"], ProbeSettings.from_config(config),
-                             ProbeData.from_config(config), device)  # fmt: skip
-    paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())["search"]
-    ea_keys = ("init_population", "sample_size", "n_childs", "n_generations")
-    settings = SearchSettings.from_config({**config, "search": {**config["search"], **{k: paper[k] for k in ea_keys}}})
+    space = get_space(config["spaces"][0], warm.space_widths)
+    net = build_supernet(space, dataset, warm, device)
+    scorer = CandidateScorer(net, dataset, ["sigeo"], demo.proxy, demo.probe_data, device)
+    settings = demo.search
     total, init = settings.evaluations, settings.init_population
     print(f"SiGeo EA, paper EA sizes on the demo data ({dataset.num_sparse} tables, {sum(dataset.table_sizes):,} "
           f"rows): {init} + {settings.n_generations} x {settings.n_childs} = {total:,} candidates",
@@ -358,14 +356,14 @@ def bench_ea(workdir: Path, n: int, threads: int, device: torch.device) -> None:
     speed_before = linear_gflops()
     print(f"  single-threaded float32 linear 512 x 1035 -> 1024: {speed_before:.0f} GFLOP/s", flush=True)
     # the previous way: one candidate at a time, on every thread (main set them)
-    seconds, _ = timed_ea(scorer, space.name, config["num_blocks"], settings, workdir / "ea-baseline" / "records.csv",
-                          init, workers=None, widths=config.get("space_widths"))  # fmt: skip
+    seconds, _ = timed_ea(scorer, space.name, warm.num_blocks, settings, workdir / "ea-baseline" / "records.csv",
+                          init, workers=None, widths=warm.space_widths)  # fmt: skip
     baseline_s = seconds / init
     print(f"  baseline, 1 candidate at a time on {threads} threads: {baseline_s:.3f} s per candidate over the "
           f"initial population ({init})", flush=True)  # fmt: skip
     with scoring_workers(device, scorer.cost) as workers:
-        seconds, stamps = timed_ea(scorer, space.name, config["num_blocks"], settings,
-                                   workdir / "ea" / "records.csv", n, workers, config.get("space_widths"))  # fmt: skip
+        seconds, stamps = timed_ea(scorer, space.name, warm.num_blocks, settings,
+                                   workdir / "ea" / "records.csv", n, workers, warm.space_widths)  # fmt: skip
     if len(stamps) >= init:
         first = sorted(stamps)[init - 1] / init
         print(f"  {workers.count} workers x 1 thread: {first:.3f} s per candidate over the same population: "

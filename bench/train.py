@@ -116,19 +116,23 @@ def bench_dense_baseline(net: SuperNet, batches, steps: int) -> float:
 
 
 def bench_final(workdir: Path, steps: int) -> None:
-    from sigeo.data.prepare import PrepareSettings, prepare
+    from sigeo.config import load_settings
+    from sigeo.data.prepare import prepare
     from sigeo.data.store import Dataset
-    from sigeo.data.synthetic import SyntheticSpec, generate
+    from sigeo.data.synthetic import generate
     from sigeo.final import build_standalone
     from sigeo.space.choice import Architecture
     from sigeo.train import to_device
 
+    synthetic = {"rows": 1_000_000, "seed": 1, "max_vocab": 200_000}
+    config = {"seed": 1, "datasets": {"criteo": {"format": "criteo", "source": "synthetic", "synthetic": synthetic}}}
+    settings = load_settings(config).datasets["criteo"]  # the paper's table sizes: no max_table_size
     raw = workdir / "criteo-1000000" / "train.txt"
     if not raw.exists():
-        generate(get_format("criteo"), SyntheticSpec(rows=1_000_000, seed=1, max_vocab=200_000), raw)
+        generate(get_format("criteo"), settings.spec.synthetic, raw)
     data = workdir / "criteo-1000000-paper-tables"
     if not (data / "meta.json").exists():
-        prepare(get_format("criteo"), raw, data, PrepareSettings(seed=1))
+        prepare(get_format("criteo"), raw, data, settings.prepare)
     dataset = Dataset.open(data)
     arch = Architecture.load(ROOT / "config" / "nasrec" / "ea_criteo_kaggle_autoctr_best_1shot.json")
     model = build_standalone(arch, dataset, seed=1)

@@ -22,6 +22,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from sigeo.config import load_config
+from sigeo.config import load_config, load_settings
 from sigeo.data.formats import get_format
 from sigeo.data.prepare import PrepareSettings, prepare
 from sigeo.data.store import Dataset, Split
@@ -99,7 +100,7 @@ def logistic_regression(data: Dataset) -> np.ndarray:
     return row_losses(prob, np.asarray(val.label, dtype=np.float64))
 
 
-def demo(args: argparse.Namespace, config: dict, settings: WarmupSettings, space: str) -> list[Verdict]:
+def demo(args: argparse.Namespace, settings: WarmupSettings, space: str) -> list[Verdict]:
     data_dir = ROOT / "results" / "data" / "demo"
     if not (data_dir / "meta.json").exists():
         sys.exit(f"{data_dir}/meta.json missing: run `snakemake --cores 1 results/data/demo/meta.json` first")
@@ -132,7 +133,7 @@ def demo(args: argparse.Namespace, config: dict, settings: WarmupSettings, space
     return verdicts
 
 
-def real(args: argparse.Namespace, config: dict, settings: WarmupSettings, space: str) -> list[Verdict]:
+def real(args: argparse.Namespace, prep: PrepareSettings, settings: WarmupSettings, space: str) -> list[Verdict]:
     sys.path.insert(0, str(ROOT / "bench"))
     from realdata import criteo_frame
 
@@ -141,7 +142,7 @@ def real(args: argparse.Namespace, config: dict, settings: WarmupSettings, space
     if not (data_dir / "meta.json").exists():
         raw.parent.mkdir(parents=True, exist_ok=True)
         np.savetxt(raw, criteo_frame().to_numpy(dtype=str), fmt="%s", delimiter="\t")
-        prepare(get_format("criteo"), raw, data_dir, PrepareSettings(seed=config["seed"], max_table_size=5000))
+        prepare(get_format("criteo"), raw, data_dir, replace(prep, max_table_size=5000))
     data = Dataset.open(data_dir)
     lr = logistic_regression(data)
     metrics = warm_up(data_dir, space, 1.0, settings, supernet_outputs(args.workdir / "movielens" / "w1.0"), CPU)
@@ -170,12 +171,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     config = load_config(args.config)
-    settings = WarmupSettings.from_config(config)
-    space = config["spaces"][0]
+    first = next(iter(load_settings(config).datasets.values()))
+    settings, space = first.warmup, config["spaces"][0]
     print(f"warm-up settings: {settings}")
-    verdicts = [] if args.skip_demo else demo(args, config, settings, space)
+    verdicts = [] if args.skip_demo else demo(args, settings, space)
     if not args.skip_real:
-        verdicts += real(args, config, settings, space)
+        verdicts += real(args, first.prepare, settings, space)
     for verdict in verdicts:
         print(verdict.line())
 

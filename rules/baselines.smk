@@ -18,6 +18,6 @@ rule train_baseline:
         mem_mb=final_mem_mb,
         runtime=1440,
     params:
-        stage=stage_config("train_final"),
+        settings=job_params(TrainJob),
     script:
         "../workflow/scripts/train_baseline.py"

@@ -1,28 +1,30 @@
-from dataclasses import asdict
-
 from sigeo.config import (
+    PrepareJob,
+    ScoreJob,
+    SearchJob,
+    SubnetJob,
+    SynthesizeJob,
+    TrainJob,
+    WarmupJob,
     baseline_names,
-    check_proxies,
-    dataset_config,
-    datasets,
     gpu_conda_env,
+    job_settings,
     level_name,
+    load_settings,
     published_architecture,
     repeat_index,
-    repeat_seed,
     repeat_segment,
     search_plan,
-    validate_config,
 )
 
-# Start-up checks first, before the heavy imports: a bad config fails in seconds, naming its key.
-validate_config(config)
+# The start-up checks (schema, then every check across keys), naming the key of a bad config, then
+# the typed settings of every job; the config itself is validated in place, so it holds every default.
+SETTINGS = load_settings(config)
 
 from sigeo.data.store import PARTS, SPLITS
 from sigeo.resources import standalone_mem_mb, supernet_mem_mb
 
-check_proxies(config)
-DATASETS = datasets(config)
+DATASETS = {name: settings.spec for name, settings in SETTINGS.datasets.items()}
 SPACES = config["spaces"]
 LEVELS = {level_name(level): level for level in config["warmup_levels"]}
 PROXIES = config["proxies"]
@@ -33,20 +35,6 @@ REPEATS = [repeat_segment(i) for i in range(config["search"]["repeats"])]
 BASELINES = baseline_names(config)
 # The conda environment of the rules that train or score networks (under --sdm conda).
 GPU_ENV = str(gpu_conda_env(config, workflow.basedir))
-STAGE_KEYS = {
-    "warmup": ("seed", "num_blocks", "space_widths", "data", "warmup", "devices"),
-    "search": (
-        "seed",
-        "num_blocks",
-        "space_widths",
-        "data",
-        "warmup",
-        "proxy",
-        "search",
-        "devices",
-    ),
-    "train_final": ("seed", "data", "final", "devices"),
-}
 # Paths that several rules name, as wildcard patterns, each spelled once: the producing rule declares
 # the pattern itself as its output (or benchmark), its readers fill it in (expand, format, run_paths).
 DATA_META = "results/data/{dataset}/meta.json"
@@ -63,16 +51,17 @@ BASELINE_BENCHMARK = "benchmarks/train_baseline/{dataset}/{baseline}.tsv"
 SEARCH_RESULTS = "results/tables/search_results.csv"
 
 
-# Only what each job reads, so growing num_subnets or editing the proxy list keeps trained subnets up to date.
-CORRELATION_KEYS = {
-    "truth": ("seed", "epochs", "max_train_rows"),
-    "score": ("seed", "num_subnets"),
-}
+def job_params(job):
+    """A rule's params function: ``job`` (one of sigeo.config's ``*Job``), the settings its stage
+    computes with, of the job's data set (its overrides applied) and search repeat (its {repeat}
+    wildcard, where it has one), so editing another section, or another data set's overrides, does
+    not rerun it."""
 
+    def params(wildcards):
+        repeat = repeat_index(wildcards.get("repeat", ""))
+        return job_settings(job, SETTINGS.dataset(wildcards.dataset, repeat))
 
-def dataset_spec(wildcards):
-    """The dataset's settings as a plain dict (Snakemake params must be picklable)."""
-    return asdict(DATASETS[wildcards.dataset])
+    return params
 
 
 def prepare_inputs(wildcards):
@@ -97,69 +86,9 @@ def download_param(key):
     return lookup
 
 
-# Keys that change how a job starts or which jobs exist, not what a job computes: left out of its params.
-NOT_PARAMS = {"devices": ("conda_env_gpu",), "final": ("retrain_on_trainval",)}
-
-
-def sections(wildcards, keys):
-    """The config sections ``keys`` as the job's data set sees them (its overrides applied): a job's
-    params, so editing another section, or another data set's overrides, does not rerun it. Without
-    devices.conda_env_gpu (how a GPU job starts; under --sdm conda Snakemake's software-env trigger
-    still reruns the jobs whose environment changed) and final.retrain_on_trainval (it only adds a
-    job: turning it on keeps every training up to date).
-    """
-    effective = dataset_config(config, wildcards.dataset)
-    return {
-        key: (
-            {k: v for k, v in effective[key].items() if k not in NOT_PARAMS[key]}
-            if key in NOT_PARAMS
-            else effective[key]
-        )
-        for key in keys
-    }
-
-
-def stage_config(stage):
-    """The params function of a stage: the config sections it reads, for the job's data set."""
-
-    def params(wildcards):
-        return sections(wildcards, STAGE_KEYS[stage])
-
-    return params
-
-
-def repeat_stage(stage):
-    """Like stage_config, with the seed of the job's search repeat (its {repeat} wildcard)."""
-
-    def params(wildcards):
-        seed = repeat_seed(config["seed"], repeat_index(wildcards.repeat))
-        return {**sections(wildcards, STAGE_KEYS[stage]), "seed": seed}
-
-    return params
-
-
 def eval_batch_size(wildcards):
-    """The final section's evaluation batch of the job's data set."""
-    return sections(wildcards, ["final"])["final"]["eval_batch_size"]
-
-
-def truth_stage(wildcards):
-    """A ground-truth training's params: the final training's sections and the study's keys."""
-    return {
-        **sections(wildcards, STAGE_KEYS["train_final"]),
-        "num_blocks": config["num_blocks"],
-        "space_widths": config["space_widths"],
-        "correlation": {k: config["correlation"][k] for k in CORRELATION_KEYS["truth"]},
-    }
-
-
-def score_stage(wildcards):
-    """A scoring job's params: the sections the proxies read and the study's keys."""
-    keys = ("seed", "num_blocks", "space_widths", "data", "warmup", "proxy", "devices")
-    return {
-        **sections(wildcards, keys),
-        "correlation": {k: config["correlation"][k] for k in CORRELATION_KEYS["score"]},
-    }
+    """The final training's evaluation batch of the job's data set."""
+    return SETTINGS.dataset(wildcards.dataset).final.eval_batch_size
 
 
 def baseline_inputs(wildcards):
@@ -190,19 +119,19 @@ def run_paths(pattern, runs):
 
 def warmup_mem_mb(wildcards):
     """Memory of a warm-up job: supernet weights, gradients and Adagrad state, plus headroom."""
-    return supernet_mem_mb(DATASETS[wildcards.dataset], wildcards.space, config)
+    settings = SETTINGS.dataset(wildcards.dataset)
+    return supernet_mem_mb(settings.spec, wildcards.space, settings.warmup)
 
 
 def search_mem_mb(wildcards):
     """Memory of a search job: the supernet's weights plus headroom (no gradients, no optimizer)."""
-    return supernet_mem_mb(
-        DATASETS[wildcards.dataset], wildcards.space, config, copies=1
-    )
+    settings = SETTINGS.dataset(wildcards.dataset)
+    return supernet_mem_mb(settings.spec, wildcards.space, settings.warmup, copies=1)
 
 
 def retrained_metrics(wildcards):
     """select_best's wait for the winner's retraining on train + val (none unless final.retrain_on_trainval)."""
-    if not dataset_config(config, wildcards.dataset)["final"]["retrain_on_trainval"]:
+    if not SETTINGS.dataset(wildcards.dataset).retrain_on_trainval:
         return []
     return [TRAINVAL_METRICS.format(**dict(wildcards.items()))]
 

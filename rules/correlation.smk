@@ -1,6 +1,4 @@
-from sigeo.study.correlation import CorrelationSettings
-
-CORRELATION = CorrelationSettings.from_config(config)
+CORRELATION = SETTINGS.correlation
 
 
 # One job per subnet: at the paper's scale each is a full training (hours on a GPU), so the
@@ -27,7 +25,7 @@ rule train_subnet:
         mem_mb=final_mem_mb,
         runtime=1440,
     params:
-        stage=truth_stage,
+        settings=job_params(SubnetJob),
     script:
         "../workflow/scripts/train_subnet.py"
 
@@ -68,7 +66,7 @@ rule score_subnets:
         mem_mb=warmup_mem_mb,
         runtime=240,
     params:
-        stage=score_stage,
+        settings=job_params(ScoreJob),
         proxies=list(CORRELATION.proxies),
     script:
         "../workflow/scripts/score_subnets.py"

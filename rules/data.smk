@@ -12,7 +12,7 @@ rule synthesize:
         mem_mb=4000,
         runtime=60,
     params:
-        spec=dataset_spec,
+        settings=job_params(SynthesizeJob),
     script:
         "../workflow/scripts/synthesize.py"
 
@@ -58,7 +58,6 @@ rule prepare:
         mem_mb=4000,
         runtime=120,
     params:
-        spec=dataset_spec,
-        seed=config["seed"],
+        settings=job_params(PrepareJob),
     script:
         "../workflow/scripts/prepare.py"

@@ -19,7 +19,7 @@ rule train_final:
         mem_mb=final_mem_mb,
         runtime=1440,
     params:
-        stage=repeat_stage("train_final"),
+        settings=job_params(TrainJob),
     script:
         "../workflow/scripts/train_final.py"
 
@@ -55,7 +55,7 @@ rule retrain_best:
         mem_mb=final_mem_mb,
         runtime=1440,
     params:
-        stage=repeat_stage("train_final"),
+        settings=job_params(TrainJob),
     script:
         "../workflow/scripts/retrain_best.py"
 

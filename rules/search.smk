@@ -17,7 +17,7 @@ rule search:
         mem_mb=search_mem_mb,
         runtime=1440,
     params:
-        stage=repeat_stage("search"),
+        settings=job_params(SearchJob),
     script:
         "../workflow/scripts/search.py"
 

@@ -19,6 +19,6 @@ rule warmup:
         runtime=720,
     params:
         level=lambda wildcards: LEVELS[wildcards.level],
-        stage=stage_config("warmup"),
+        settings=job_params(WarmupJob),
     script:
         "../workflow/scripts/warmup.py"

@@ -1,15 +1,9 @@
-from dataclasses import asdict, replace
+from dataclasses import replace
 
-from sigeo.proxies import ProbeSettings
+from sigeo.config import TheoryJob
 from sigeo.study.mnist import mnist_files
-from sigeo.study.theory import TheorySettings
 
-THEORY = TheorySettings.from_config(config)
-# the probes draw nothing at random; theory.seed stands for the whole study. The notebook's ZiCo sums
-# all elements: theory.mode, not proxy.sigeo_mode, decides which of its traits the probe copies.
-THEORY_PROBE = replace(
-    ProbeSettings.from_config(config), seed=THEORY.seed, sigeo_mode="fixed"
-)
+THEORY = SETTINGS.theory
 
 
 rule theory_data:
@@ -56,8 +50,9 @@ rule theory_width:
         runtime=30,
     params:
         # only this job's width, so adding a width to the config leaves the others up to date
-        theory=lambda wildcards: asdict(replace(THEORY, widths=(int(wildcards.width),))),
-        probe=asdict(THEORY_PROBE),
+        settings=lambda wildcards: TheoryJob(
+            replace(THEORY, widths=(int(wildcards.width),)), SETTINGS.theory_probe
+        ),
     script:
         "../workflow/scripts/theory_width.py"
 

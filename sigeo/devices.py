@@ -27,7 +27,7 @@ import random
 import re
 import time
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -66,7 +66,8 @@ class DeviceFailure(SigeoError):
 
 @dataclass(frozen=True)
 class DeviceSettings:
-    """The ``devices:`` settings a job uses (defaults filled in by ``config/schema.yaml``).
+    """The ``devices:`` settings a job uses (built by :func:`sigeo.config.load_settings`); not the
+    conda environment of the GPU rules, which decides how a job starts, not what it computes.
 
     ``deterministic``: deterministic kernels only (:func:`deterministic_algorithms`).
     """
@@ -75,15 +76,8 @@ class DeviceSettings:
     lock_timeout_s: float
     mixed_precision: bool
     matmul_precision: str
-    deterministic: bool = False
-    jobs_per_gpu: int = 1
-
-    @classmethod
-    def from_config(cls, config: Mapping) -> DeviceSettings:
-        """The job's settings from a validated config; ``devices`` keys the job does not read (the
-        conda environment of the GPU rules) are left out."""
-        section = config["devices"]
-        return cls(**{f.name: section[f.name] for f in fields(cls) if f.name in section})
+    deterministic: bool
+    jobs_per_gpu: int
 
     @contextlib.contextmanager
     def job_device(self) -> Iterator[torch.device]:

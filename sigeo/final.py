@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .data.store import SHARDS, ConcatSplit, Dataset, Split, batch_ranges
+from .data.store import ConcatSplit, Dataset, Split, batch_ranges
 from .errors import SigeoError
 from .io import MODEL_FILE, TrainingOutputs, atomic_path, read_json, resume_path, write_json
 from .space.choice import Architecture
@@ -62,7 +62,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FinalSettings:
-    """The config's ``final`` section (config/schema.yaml documents each key)."""
+    """The config's ``final`` section, with the run's seed and reading order and the devices' mixed
+    precision (built by :func:`sigeo.config.load_settings`; config/schema.yaml documents each key)."""
 
     lr: float
     batch_size: int
@@ -72,28 +73,19 @@ class FinalSettings:
     checkpoint_minutes: float
     log_every: int
     seed: int
-    mixed_precision: bool = False
-    schedule: str = "plateau"
-    max_epochs: int = 20
-    eval_every: int | None = None
-    patience: int = 2
-    plateau_factor: float = 0.1
-    plateau_patience: int = 0
-    shuffle_block_rows: int | None = 8192
-    embedding_l2: float = 0.0
-    divergence_factor: float = 2.0
-    use_layernorm: bool = True
-    checkpoint_dir: str | None = None
-    shards: int = SHARDS
-
-    @classmethod
-    def from_config(cls, config: Mapping) -> FinalSettings:
-        f = config["final"]
-        keys = ("lr", "batch_size", "epochs", "eval_batch_size", "max_train_rows", "checkpoint_minutes", "log_every")
-        keys += ("schedule", "max_epochs", "eval_every", "patience", "plateau_factor", "plateau_patience")
-        keys += ("shuffle_block_rows", "embedding_l2", "divergence_factor", "use_layernorm", "checkpoint_dir")
-        return cls(**{k: f[k] for k in keys}, seed=config["seed"], mixed_precision=config["devices"]["mixed_precision"],
-                   shards=config["data"]["shards"])  # fmt: skip
+    mixed_precision: bool
+    schedule: str
+    max_epochs: int
+    eval_every: int | None
+    patience: int
+    plateau_factor: float
+    plateau_patience: int
+    shuffle_block_rows: int | None
+    embedding_l2: float
+    divergence_factor: float
+    use_layernorm: bool
+    checkpoint_dir: str | None
+    shards: int
 
     @property
     def net(self) -> dict:

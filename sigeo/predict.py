@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .config import dataset_default
 from .data.formats import get_format
 from .data.prepare import BadRows, ParsedFile, PrepareSettings, load_profiles
 from .data.store import Dataset
@@ -249,7 +250,7 @@ def predict_raw(
     meta = _read_meta(meta_path)
     limit = settings.max_bad_rows
     if limit is None:  # a meta.json written before prepare recorded it had prepare's default
-        limit = meta.get("max_bad_rows", PrepareSettings.max_bad_rows)
+        limit = meta.get("max_bad_rows", dataset_default("max_bad_rows"))
     bad = BadRows(raw_path, limit)
     parsed = _raw_rows(meta, meta_path, raw_path, bad, settings.block_size, profile_path)
     rows = 0

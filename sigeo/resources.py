@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .config import DatasetSpec
 from .space.choice import get_space
 from .space.ops import EMBED_DIM, INTERACT_ROWS, dp_rows
+
+if TYPE_CHECKING:
+    from .warmup import WarmupSettings
 
 BYTES = 4  # float32
 COPIES = 3  # weights, gradients, Adagrad state
@@ -37,11 +42,12 @@ def _embedding_params(spec: DatasetSpec) -> int:
     return sum(spec.raw_format.table_sizes(spec.max_table_size)) * EMBED_DIM
 
 
-def supernet_mem_mb(spec: DatasetSpec, space_name: str, config: dict, copies: int = COPIES) -> int:
-    """Training needs ``COPIES`` of the supernet; a search only its weights (candidates own their copies)."""
+def supernet_mem_mb(spec: DatasetSpec, space_name: str, warmup: WarmupSettings, copies: int = COPIES) -> int:
+    """Training needs ``COPIES`` of the supernet; a search only its weights (candidates own their copies).
+    ``warmup`` gives the supernet's blocks and widths."""
     fmt = spec.raw_format
     dense = supernet_params(
-        len(fmt.dense_features), len(fmt.sparse_features), space_name, config["num_blocks"], config.get("space_widths")
+        len(fmt.dense_features), len(fmt.sparse_features), space_name, warmup.num_blocks, warmup.space_widths
     )
     return int((_embedding_params(spec) + dense) * BYTES * copies / 2**20) + HEADROOM_MB
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data.store import SHARDS, Dataset, Split, batch_ranges
+from .data.store import Dataset, Split, batch_ranges
 from .io import SUPERNET_FILE, TrainingOutputs, atomic_path, resume_path, write_json
 from .space.choice import Architecture, SearchSpace, full_path, get_space, sample_architecture
 from .space.sampler import PathSampler
@@ -57,6 +57,9 @@ PANEL_STREAM = 16
 
 @dataclass(frozen=True)
 class WarmupSettings:
+    """The config's ``warmup`` section, with the run's seed, space and reading order and the devices'
+    mixed precision (built by :func:`sigeo.config.load_settings`; config/schema.yaml documents each key)."""
+
     batch_size: int
     lr: float
     strategy: str
@@ -70,29 +73,15 @@ class WarmupSettings:
     log_every: int
     num_blocks: int
     seed: int
-    mixed_precision: bool = False
-    epochs: float = 1.0
-    lr_floor: float = 0.0
-    full_path_min: float = 0.0
-    panel_size: int = 8
-    eval_every: int = 0
-    space_widths: dict[str, list[int]] | None = None  # the config's space_widths (None: the paper's widths)
-    checkpoint_dir: str | None = None  # folder of resume.pt (None: beside the outputs), see io.resume_path
-    shards: int = SHARDS
-
-    @classmethod
-    def from_config(cls, config: dict) -> WarmupSettings:
-        w = config["warmup"]
-        return cls(
-            **{k: w[k] for k in ("batch_size", "lr", "strategy", "anypath_choice", "use_layernorm", "full_path_steps")},
-            **{k: w[k] for k in ("weight_sharing", "eval_batch_size", "eval_rows", "checkpoint_minutes", "log_every")},
-            **{k: w[k] for k in ("epochs", "lr_floor", "full_path_min", "panel_size", "eval_every", "checkpoint_dir")},
-            num_blocks=config["num_blocks"],
-            seed=config["seed"],
-            mixed_precision=config["devices"]["mixed_precision"],
-            space_widths=config.get("space_widths"),
-            shards=config["data"]["shards"],
-        )
+    mixed_precision: bool
+    epochs: float
+    lr_floor: float
+    full_path_min: float
+    panel_size: int
+    eval_every: int
+    space_widths: dict[str, list[int]] | None  # the config's space_widths (None: the paper's widths)
+    checkpoint_dir: str | None  # folder of resume.pt (None: beside the outputs), see io.resume_path
+    shards: int
 
 
 def build_supernet(

@@ -2,31 +2,59 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import struct
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 import yaml
 
+if TYPE_CHECKING:
+    from sigeo.config import DatasetSettings
+    from sigeo.data.prepare import PrepareSettings
+    from sigeo.data.synthetic import SyntheticSpec
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+@functools.cache
+def default_settings() -> DatasetSettings:
+    """What the pipeline's one builder (``sigeo.config.load_settings``) makes of the schema's defaults
+    for a synthetic data set: the base that unit tests change with ``dataclasses.replace``."""
+    from sigeo.config import load_settings
+
+    config = {"datasets": {"tiny": {"format": "criteo", "source": "synthetic", "synthetic": {"rows": 1000}}}}
+    return load_settings(config).datasets["tiny"]
+
+
+def prepare_settings(**changes: object) -> PrepareSettings:
+    """The prepare step's settings: the schema's defaults, ``changes`` applied."""
+    return replace(default_settings().prepare, **changes)
+
+
+def synthetic_spec(**changes: object) -> SyntheticSpec:
+    """A synthetic data set's spec: the schema's defaults, ``changes`` applied."""
+    return replace(default_settings().spec.synthetic, **changes)
 
 
 def synthetic_dataset(root: Path, rows: int, seed: int = 5) -> Path:
     """A prepared synthetic Criteo-format data set of ``rows`` rows (20 tokens a field, tables of at most
     50 rows) under ``root``; returns its folder."""
     from sigeo.data.formats import get_format
-    from sigeo.data.prepare import PrepareSettings, prepare
-    from sigeo.data.synthetic import SyntheticSpec, generate
+    from sigeo.data.prepare import prepare
+    from sigeo.data.synthetic import generate
 
     fmt = get_format("criteo")
-    generate(fmt, SyntheticSpec(rows=rows, seed=seed, max_vocab=20), root / "raw" / "train.txt", max_table_size=50)
-    prepare(fmt, root / "raw" / "train.txt", root / "data", PrepareSettings(seed=1, max_table_size=50))
+    generate(fmt, synthetic_spec(rows=rows, seed=seed, max_vocab=20), root / "raw" / "train.txt", max_table_size=50)
+    prepare(fmt, root / "raw" / "train.txt", root / "data", prepare_settings(seed=1, max_table_size=50))
     return root / "data"
 
 

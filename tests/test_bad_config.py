@@ -1,10 +1,10 @@
 """Every kind of bad configuration stops the workflow at start with one line naming the key.
 
 Each case edits a valid tiny config and expects ``config key <key>: ...`` with the offending value.
-Every case goes through the checks ``rules/common.smk`` runs at start (schema, proxy registry,
-search levels, and the input check of ``prepare``); one case per kind of check also goes through a
-real ``snakemake -n`` in its own folder (non-zero exit, the line in its output): a dry run costs
-two to five CPU seconds of start-up, so not all of them do.
+Every case goes through what ``rules/common.smk`` runs at start (``load_settings``: the schema, then
+every check across keys, then the typed settings) and the input check of ``prepare``; one case per
+kind of check also goes through a real ``snakemake -n`` in its own folder (non-zero exit, the line in
+its output): a dry run costs two to five CPU seconds of start-up, so not all of them do.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 import yaml
 from conftest import ROOT, run_snakemake, write_config
 
-from sigeo.config import check_proxies, datasets, search_plan, validate_config
+from sigeo.config import load_settings
 from sigeo.errors import ConfigError
 
 Change = Callable[[dict, Path], None]
@@ -125,6 +125,33 @@ CASES: dict[str, tuple[Change, str, str]] = {
         "search.levels_by_proxy.zico",
         "not one of the proxies",
     ),
+    "unknown-sigeo-mode": (setting("proxy", "sigeo_mode", value="exact"), "proxy.sigeo_mode", "'exact' is not one of"),
+    "unknown-theory-mode": (setting("theory", "mode", value="exact"), "theory.mode", "'exact' is not one of"),
+    "sample-size-above-population": (
+        setting("search", "sample_size", value=17),
+        "search.sample_size",
+        "sample_size 17 exceeds init_population 16",
+    ),
+    "overridden-population-below-sample-size": (
+        setting("datasets", "tiny", "overrides", "search", "init_population", value=4),
+        "datasets.tiny.overrides.search.init_population",
+        "sample_size 8 exceeds init_population 4",
+    ),
+    "informative-vocab-above-max-vocab": (
+        setting("datasets", "tiny", "synthetic", value={"rows": 1000, "max_vocab": 20, "informative_vocab": 40}),
+        "datasets.tiny.synthetic.informative_vocab",
+        "40 exceeds max_vocab (20)",
+    ),
+    "informative-vocab-above-table": (
+        setting("datasets", "tiny", "max_table_size", value=16),
+        "datasets.tiny.synthetic.informative_vocab",
+        "20 tokens do not fit tables capped at max_table_size 16",
+    ),
+    "one-informative-field": (
+        setting("datasets", "tiny", "synthetic", "informative_fields", value=1),
+        "datasets.tiny.synthetic.informative_fields",
+        "1 is less than the minimum of 2",
+    ),
 }
 
 
@@ -137,7 +164,8 @@ def base_config() -> dict:
     return config
 
 
-DRY_RUNS = [  # one per kind of message: the schema's four, overrides, the registry, the search plan, the input check
+DRY_RUNS = [  # one per kind of message: the schema's four, overrides, the registry, the search plan, the checks
+    # across keys, the input check
     "unknown-synthetic-key",
     "unknown-override-key",
     "level-above-one",
@@ -145,17 +173,15 @@ DRY_RUNS = [  # one per kind of message: the schema's four, overrides, the regis
     "url-without-sha256",
     "unknown-proxy",
     "search-level-not-warmed-up",
+    "sample-size-above-population",
     "missing-source",
 ]
 
 
 def start_up(config: dict) -> None:
-    """What ``rules/common.smk`` checks at start, in its order, then the ``prepare`` rule's input check."""
-    validate_config(config)
-    check_proxies(config)
-    search_plan(config)
-    for spec in datasets(config).values():
-        spec.check_local_files()
+    """What ``rules/common.smk`` runs at start, then the ``prepare`` rule's input check."""
+    for settings in load_settings(config).datasets.values():
+        settings.spec.check_local_files()
 
 
 @pytest.mark.parametrize("name", CASES)

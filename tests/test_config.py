@@ -7,7 +7,7 @@ import copy
 import pytest
 import yaml
 
-from sigeo.config import ROOT, DatasetSpec, dataset_config, datasets, load_config
+from sigeo.config import ROOT, dataset_config, load_config, load_settings
 from sigeo.errors import ConfigError
 
 
@@ -24,8 +24,8 @@ def test_defaults_are_filled():
 
 
 def test_shipped_config_is_valid():
-    config = load_config(ROOT / "config" / "config.yaml")
-    assert "demo" in datasets(config)
+    settings = load_settings(ROOT / "config" / "config.yaml")
+    assert settings.datasets["demo"].spec.synthetic.rows == 100000
 
 
 @pytest.mark.parametrize(
@@ -78,11 +78,13 @@ def test_an_override_changes_only_its_keys_and_no_default_is_filled_into_it():
 def test_dataset_paths():
     url, profile = "https://example.org/data/train.txt.gz", "https://example.org/data/users.txt"
     entry = {"format": "kdd", "source": url, "sha256": "a" * 64, "profile": profile, "profile_sha256": "b" * 64}
-    spec = DatasetSpec.from_config("k", entry)
+    local = {"format": "criteo", "source": "/data/criteo/train.txt"}
+    specs = {name: s.spec for name, s in load_settings({"datasets": {"k": entry, "c": local}}).datasets.items()}
+    spec = specs["k"]
     assert spec.raw_path() == "results/raw/k/download/train.txt.gz"
     assert spec.profile_path() == "results/raw/k/download/users.txt"
     assert spec.downloads() == {"train.txt.gz": (url, "a" * 64), "users.txt": (profile, "b" * 64)}
-    local = DatasetSpec.from_config("c", {"format": "criteo", "source": "/data/criteo/train.txt"})
+    local = specs["c"]
     assert local.raw_path() == "/data/criteo/train.txt" and local.profile_path() is None
 
 

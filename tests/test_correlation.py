@@ -4,24 +4,23 @@ truth's reliability, the table's rows and signs, planted claims that PASS, FAIL 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import synthetic_dataset
+from conftest import default_settings, synthetic_dataset
 from scipy import stats
 
-from sigeo.config import load_config
-from sigeo.final import FinalSettings
+from sigeo.config import DatasetSettings, ScoreJob, job_settings, load_config, load_settings
 from sigeo.io import TrainingOutputs
 from sigeo.report.plots import save_figure
 from sigeo.report.tables import write_table
 from sigeo.space.choice import get_space
 from sigeo.study.correlation import (
     SEEDS,
-    CorrelationSettings,
     claims,
     collect,
     correlation_table,
@@ -33,7 +32,7 @@ from sigeo.study.correlation import (
     reliability_text,
     subnets,
     train_subnet,
-    truth_settings,
+    training_seed,
     warmup_figure,
     write_summary,
 )
@@ -43,40 +42,43 @@ CPU = torch.device("cpu")
 
 
 def config(**correlation) -> dict:
-    return load_config(
-        {"datasets": {"d": {"format": "criteo", "source": "synthetic", "synthetic": {"rows": 10}}},
-         "seed": 5, "num_blocks": 2, "final": {"epochs": 2, "max_train_rows": 999},
-         "proxy": {"probe_batch_size": 64}, "correlation": correlation}
-    )  # fmt: skip
+    return {"datasets": {"d": {"format": "criteo", "source": "synthetic", "synthetic": {"rows": 10}}},
+            "seed": 5, "num_blocks": 2, "final": {"epochs": 2, "max_train_rows": 999},
+            "proxy": {"probe_batch_size": 64}, "correlation": correlation}  # fmt: skip
+
+
+def settings(**correlation) -> DatasetSettings:
+    """Data set d's settings as the pipeline's builder makes them, with these correlation keys."""
+    return load_settings(config(**correlation)).datasets["d"]
 
 
 def test_settings_defaults_and_overrides():
-    default = CorrelationSettings.from_config(config())
+    default = settings().correlation
     assert default.proxies[:2] == ("sigeo", "zico") and "oneshot" in default.proxies and "flops" in default.proxies
     assert len(set(default.proxies)) == len(default.proxies) and default.seed == 5 and default.num_subnets == 100
-    chosen = CorrelationSettings.from_config(config(proxies=["random", "zico", "sigeo"], seed=9))
+    chosen = settings(proxies=["random", "zico", "sigeo"], seed=9).correlation
     assert chosen.proxies == ("sigeo", "zico", "random") and chosen.seed == 9
-    assert truth_settings(config()).epochs == 2 and truth_settings(config()).max_train_rows == 999
-    short = truth_settings(config(epochs=1, max_train_rows=50))
+    assert settings().truth.epochs == 2 and settings().truth.max_train_rows == 999
+    short = settings(epochs=1, max_train_rows=50).truth
     assert short.max_train_rows == 50 and short.epochs == 1 and short.max_epochs == 1 and short.epochs_to_run == 1
-    assert truth_settings(config()).max_epochs == FinalSettings.from_config(config()).max_epochs
+    assert settings().truth.max_epochs == settings().final.max_epochs
     with pytest.raises(Exception, match="unknown proxy 'nope'"):
-        CorrelationSettings.from_config(config(proxies=["nope"]))
+        settings(proxies=["nope"])
 
 
 def test_seed_repeats_add_runs_and_keep_seed_zero():
-    default = CorrelationSettings.from_config(config())
+    default = settings().correlation
     assert (default.seed_repeats, default.repeat_subnets, default.min_reliability) == (1, 100, 0.8)
     assert len(default.runs()) == 200 and default.runs()[:3] == [(0, 0), (0, 1), (1, 0)]
-    some = CorrelationSettings.from_config(config(num_subnets=5, seed_repeats=2, repeat_subnets=3))
+    some = settings(num_subnets=5, seed_repeats=2, repeat_subnets=3).correlation
     assert some.runs() == [(i, s) for i in range(3) for s in range(3)] + [(3, 0), (4, 0)]
     assert some.truth_files()[:3] == ["subnets/0/metrics.json", "subnets/0/seed1/metrics.json",
                                       "subnets/0/seed2/metrics.json"]  # fmt: skip
     assert some.truth_files()[-1] == "subnets/4/metrics.json"
-    assert CorrelationSettings.from_config(config(num_subnets=4, repeat_subnets=9)).repeat_subnets == 4
-    none = CorrelationSettings.from_config(config(num_subnets=4, seed_repeats=0, min_reliability=None))
+    assert settings(num_subnets=4, repeat_subnets=9).correlation.repeat_subnets == 4
+    none = settings(num_subnets=4, seed_repeats=0, min_reliability=None).correlation
     assert none.runs() == [(i, 0) for i in range(4)] and none.min_reliability is None
-    assert truth_settings(config()).seed == 5 and truth_settings(config(), seed=2).seed == 7
+    assert settings().truth.seed == 5 and training_seed(settings().truth, 2).seed == 7
     with pytest.raises(Exception, match="repeat_subnets"):
         load_config({**config(), "correlation": {"repeat_subnets": "some"}})
 
@@ -90,10 +92,10 @@ def test_subnets_are_seeded_and_stay_put_when_the_study_grows():
 
 def test_a_diverging_subnet_gets_null_metrics_instead_of_failing(tmp_path):
     synthetic_dataset(tmp_path, rows=2000, seed=3)
-    settings = FinalSettings(lr=1e12, batch_size=128, epochs=3, eval_batch_size=4096, max_train_rows=None,
-                             checkpoint_minutes=1e-9, log_every=100, seed=1)  # fmt: skip
+    final = replace(default_settings().final, lr=1e12, batch_size=128, epochs=3, eval_batch_size=4096,
+                    max_train_rows=None, checkpoint_minutes=1e-9, log_every=100, seed=1)  # fmt: skip
     arch = subnets("small", 2, 3, 1)[0]
-    metrics = train_subnet(arch, tmp_path / "data", settings, TrainingOutputs.in_folder(tmp_path / "out"), CPU)
+    metrics = train_subnet(arch, tmp_path / "data", final, TrainingOutputs.in_folder(tmp_path / "out"), CPU)
     assert metrics["status"] == "diverged" and metrics["val"] is None and metrics["test"] is None
     assert isinstance(metrics["diverged"]["step"], int) and metrics["diverged"]["reason"]
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["arch_hash"] == arch.hash()
@@ -322,7 +324,7 @@ def test_scoring_supplies_oneshot_and_ranks_aznas_over_the_level(tmp_path):
 
     from sigeo.data.store import Dataset
     from sigeo.study.correlation import score_subnets
-    from sigeo.warmup import WarmupSettings, build_supernet
+    from sigeo.warmup import build_supernet
 
     rng = np.random.default_rng(0)
     tables = [6, 9, 4, 11]
@@ -336,11 +338,12 @@ def test_scoring_supplies_oneshot_and_ranks_aznas_over_the_level(tmp_path):
     (tmp_path / "meta.json").write_text(json.dumps(meta))
     cfg = config()
     cfg["proxy"].update(probe_batches=2, finetune_steps=2, eval_batches=1, eval_batch_size=64)
+    job = job_settings(ScoreJob, load_settings(cfg).datasets["d"])
     torch.manual_seed(0)
-    net = build_supernet(get_space("small"), Dataset.open(tmp_path), WarmupSettings.from_config(cfg))
+    net = build_supernet(get_space("small"), Dataset.open(tmp_path), job.warmup)
     torch.save(net.state_dict(), tmp_path / "supernet.pt")
     archs = subnets("small", 2, 5, 4)
-    frame = score_subnets(tmp_path / "supernet.pt", tmp_path, "small", archs, ["aznas", "oneshot"], cfg,
+    frame = score_subnets(tmp_path / "supernet.pt", tmp_path, "small", archs, ["aznas", "oneshot"], job,
                           tmp_path / "scores.csv", CPU)  # fmt: skip
     parts = ("aznas_expressivity", "aznas_progressivity", "aznas_trainability", "aznas_complexity")
     expected = sum(np.log(scipy.stats.rankdata(frame[m]) / len(frame)) for m in parts)

@@ -7,10 +7,12 @@ score every candidate on, and the final training's order without the block shuff
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
+from conftest import default_settings
 
 from sigeo.data.store import Split, batch_ranges
 from sigeo.errors import ConfigError
@@ -95,9 +97,9 @@ def test_too_few_whole_batches_for_the_probe_is_refused():
 
 
 def final_settings(**changes) -> FinalSettings:
-    base = FinalSettings(lr=0.1, batch_size=2, epochs=2, eval_batch_size=8, max_train_rows=None,
-                         checkpoint_minutes=60, log_every=1, seed=0, schedule="cosine")  # fmt: skip
-    return FinalSettings(**{**base.__dict__, **changes})
+    base = replace(default_settings().final, lr=0.1, batch_size=2, epochs=2, eval_batch_size=8, max_train_rows=None,
+                   checkpoint_minutes=60, log_every=1, seed=0, schedule="cosine")  # fmt: skip
+    return replace(base, **changes)
 
 
 def test_final_training_without_the_shuffle_reads_the_papers_order_every_epoch():

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sigeo.config import load_config
+from sigeo.config import load_config, load_settings
 from sigeo.devices import (
     DeviceFailure,
     DeviceSettings,
@@ -179,7 +179,7 @@ def fake_gpus(monkeypatch):
 
 
 def test_job_device_makes_its_gpu_the_current_device(tmp_path, fake_gpus):
-    settings = DeviceSettings(str(tmp_path), 1.0, False, "highest")
+    settings = DeviceSettings(str(tmp_path), 1.0, False, "highest", False, 1)
     with settings.job_device() as first, settings.job_device() as second:
         assert (first, second) == (torch.device("cuda:0"), torch.device("cuda:1"))
     assert fake_gpus == [torch.device("cuda:0"), torch.device("cuda:1")]
@@ -197,10 +197,11 @@ def test_job_device_makes_its_gpu_the_current_device(tmp_path, fake_gpus):
     ],
 )  # fmt: skip
 def test_a_device_failure_in_a_job_is_one_line_naming_the_device(tmp_path, fake_gpus, error, expected):
-    with pytest.raises(DeviceFailure) as failure, DeviceSettings(str(tmp_path), 1.0, False, "highest").job_device():
+    settings = DeviceSettings(str(tmp_path), 1.0, False, "highest", False, 1)
+    with pytest.raises(DeviceFailure) as failure, settings.job_device():
         raise error
     assert str(failure.value) == expected
-    with pytest.raises(RuntimeError, match="shapes"), DeviceSettings(str(tmp_path), 1.0, False, "highest").job_device():
+    with pytest.raises(RuntimeError, match="shapes"), settings.job_device():
         raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")  # not a device failure: unchanged
 
 
@@ -217,7 +218,7 @@ def test_deterministic_setting_turns_on_deterministic_kernels_and_the_cublas_wor
     with deterministic_algorithms(False, env := {}):
         assert not torch.are_deterministic_algorithms_enabled() and env == {}
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
-    with DeviceSettings(str(tmp_path), 1.0, False, "highest", deterministic=True).job_device():
+    with DeviceSettings(str(tmp_path), 1.0, False, "highest", deterministic=True, jobs_per_gpu=1).job_device():
         assert torch.are_deterministic_algorithms_enabled()
         assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     assert not torch.are_deterministic_algorithms_enabled()
@@ -231,7 +232,8 @@ def test_visible_gpus_reads_cuda_visible_devices():
 
 def test_settings_come_from_the_schema_defaults():
     config = load_config({"datasets": {"d": {"format": "criteo", "source": "synthetic", "synthetic": {"rows": 10}}}})
-    assert DeviceSettings.from_config(config) == DeviceSettings("/tmp/sigeo-gpu-locks", 86400, False, "highest", False)
+    devices = load_settings(config).datasets["d"].devices
+    assert devices == DeviceSettings("/tmp/sigeo-gpu-locks", 86400, False, "highest", False, 1)
     assert config["devices"]["conda_env_gpu"] == "envs/cpu.yaml"  # a rule's setting, not the job's
     config["devices"]["lock_dir"] = "relative/locks"
     with pytest.raises(ConfigError, match="relative/locks"):
@@ -240,7 +242,7 @@ def test_settings_come_from_the_schema_defaults():
 
 def test_job_device_sets_the_matmul_precision_for_the_job_only(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="sigeo.devices")
-    settings = DeviceSettings(str(tmp_path), 1.0, False, "medium")
+    settings = DeviceSettings(str(tmp_path), 1.0, False, "medium", False, 1)
     assert torch.get_float32_matmul_precision() == "highest"
     with settings.job_device() as device:
         assert torch.get_float32_matmul_precision() == "medium"
@@ -259,7 +261,7 @@ def test_jobs_per_gpu_gives_each_card_k_slots_filled_across_cards_first(tmp_path
     monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)  # no real card to make current
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-    settings = DeviceSettings(str(tmp_path), 0.1, False, "highest", jobs_per_gpu=2)
+    settings = DeviceSettings(str(tmp_path), 0.1, False, "highest", deterministic=False, jobs_per_gpu=2)
     with contextlib.ExitStack() as held:
         devices = [held.enter_context(settings.job_device()) for _ in range(4)]
         assert [d.index for d in devices] == [0, 1, 0, 1]

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import synthetic_dataset
+from conftest import default_settings, synthetic_dataset
 
 import sigeo.final
 from sigeo.data.store import Dataset
@@ -34,8 +34,9 @@ def arch():
 
 
 def settings(**changes) -> FinalSettings:
-    base = FinalSettings(lr=0.01, batch_size=256, epochs=2, eval_batch_size=4096, max_train_rows=None,
-                         checkpoint_minutes=60, log_every=5, seed=1, max_epochs=3, shuffle_block_rows=1000)  # fmt: skip
+    base = replace(default_settings().final, lr=0.01, batch_size=256, epochs=2, eval_batch_size=4096,
+                   max_train_rows=None, checkpoint_minutes=60, log_every=5, seed=1, max_epochs=3,
+                   shuffle_block_rows=1000)  # fmt: skip
     return replace(base, **changes)
 
 

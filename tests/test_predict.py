@@ -22,11 +22,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, prepare_settings
 
 from sigeo.__main__ import main
 from sigeo.data.formats import get_format
-from sigeo.data.prepare import PrepareSettings, StratifiedSplitter, prepare
+from sigeo.data.prepare import StratifiedSplitter, prepare
 from sigeo.data.store import SPLITS, Dataset
 from sigeo.data.tabular import TabularFormat, prepare_tabular
 from sigeo.export import ClickProbability
@@ -89,7 +89,7 @@ def make_run(root: Path, fmt_name: str, raw_name: str) -> dict:
     if fmt_name == "kdd":
         profile = root / "userid_profile.txt"
         profile.write_text("".join(f"{u}\t{u % 3}\t{u % 7}\n" for u in range(0, 40, 2)))
-    meta = prepare(fmt, raw, root / "results/data/toy", PrepareSettings(seed=SEED, max_table_size=50), profile)
+    meta = prepare(fmt, raw, root / "results/data/toy", prepare_settings(seed=SEED, max_table_size=50), profile)
     net, run = save_model(root, meta)
     return {
         "raw": raw,
@@ -289,7 +289,7 @@ def test_mismatches_fail_with_one_line(criteo, tmp_path, capsys):
     assert f"{tmp_path / 'nope.txt'}: file not found" in err
 
     other = root / "other"
-    prepare(get_format("criteo"), criteo["raw"], other, PrepareSettings(seed=SEED, max_table_size=60))
+    prepare(get_format("criteo"), criteo["raw"], other, prepare_settings(seed=SEED, max_table_size=60))
     err = one_line_error(capsys, [*predict, "--meta", str(other / "meta.json")], out)
     assert f"its embedding tables have {sum(criteo['meta']['table_sizes'])} rows, {other / 'meta.json'}'s" in err
 
@@ -381,7 +381,7 @@ def make_tabular_run(root: Path, suffix: str) -> dict:
     """A tabular data set prepared from a generated file and a model for it, as ``make_run`` lays them out."""
     raw = root / f"logs{suffix}"
     write_tabular(raw, tabular_frame(np.random.default_rng(SEED)))
-    meta = prepare_tabular(TABULAR, [raw], root / "results/data/toy", PrepareSettings(seed=SEED, max_table_size=50))
+    meta = prepare_tabular(TABULAR, [raw], root / "results/data/toy", prepare_settings(seed=SEED, max_table_size=50))
     net, run = save_model(root, meta)
     first = 1 if suffix == ".parquet" else 2  # the number of the first data row
     return {
@@ -466,7 +466,7 @@ def test_tabular_meta_of_an_earlier_prepare_and_order_by(tmp_path, one_thread):
     assert TabularFormat.from_meta(padded, meta).dense_columns == ()
 
     ordered = dataclasses.replace(TABULAR, order_by="note")
-    settings = PrepareSettings(seed=SEED, max_table_size=50)
+    settings = prepare_settings(seed=SEED, max_table_size=50)
     assert prepare_tabular(ordered, [run["raw"]], tmp_path / "ordered", settings)["order_by"] == "note"
     predict_raw(model, tmp_path / "ordered" / "meta.json", fresh, tmp_path / "ordered.csv", PredictSettings())
     assert (tmp_path / "ordered.csv").read_text() == (tmp_path / "now.csv").read_text()

@@ -9,9 +9,10 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import prepare_settings
 
 from sigeo.data.formats import get_format
-from sigeo.data.prepare import PrepareSettings, StratifiedSplitter, prepare
+from sigeo.data.prepare import StratifiedSplitter, prepare
 from sigeo.data.store import Dataset
 from sigeo.errors import DataError
 
@@ -38,7 +39,7 @@ def all_rows(ds: Dataset) -> dict[str, np.ndarray]:
 def test_criteo_hashing_and_dense_by_hand(tmp_path):
     raw = tmp_path / "train.txt"
     raw.write_text("".join(criteo_line(r) for r in CRITEO_ROWS))
-    meta = prepare(get_format("criteo"), raw, tmp_path / "out", PrepareSettings(seed=1))
+    meta = prepare(get_format("criteo"), raw, tmp_path / "out", prepare_settings(seed=1))
     assert meta["rows"]["train"] + meta["rows"]["val"] + meta["rows"]["test"] == 2
     rows = all_rows(Dataset.open(tmp_path / "out"))
     order = np.argsort(-rows["label"].astype(int))  # row with label 1 first
@@ -61,7 +62,7 @@ def test_gzip_input_gives_identical_arrays(tmp_path):
     (tmp_path / "plain.txt").write_text(text)
     with gzip.open(tmp_path / "packed.txt.gz", "wt") as fh:
         fh.write(text)
-    fmt, settings = get_format("criteo"), PrepareSettings(seed=3)
+    fmt, settings = get_format("criteo"), prepare_settings(seed=3)
     a = prepare(fmt, tmp_path / "plain.txt", tmp_path / "a", settings)
     b = prepare(fmt, tmp_path / "packed.txt.gz", tmp_path / "b", settings)
     assert a["rows"] == b["rows"]
@@ -88,7 +89,7 @@ def test_avazu_rows_and_id_switch(tmp_path, keep_id):
     raw = tmp_path / "train.csv"
     raw.write_text(AVAZU_HEADER + AVAZU_ROW)
     fmt = get_format("avazu", keep_id=keep_id)
-    meta = prepare(fmt, raw, tmp_path / "out", PrepareSettings(seed=1))
+    meta = prepare(fmt, raw, tmp_path / "out", prepare_settings(seed=1))
     rows = all_rows(Dataset.open(tmp_path / "out"))
     assert meta["dense_features"] == ["dense_pad"]
     assert rows["dense"].tolist() == [[0.0]]
@@ -108,7 +109,7 @@ def test_avazu_header_mismatch(tmp_path):
     raw = tmp_path / "train.csv"
     raw.write_text(AVAZU_HEADER.replace("click", "clicks") + AVAZU_ROW)
     with pytest.raises(DataError, match=r"train.csv: line 1: header"):
-        prepare(get_format("avazu"), raw, tmp_path / "out", PrepareSettings(seed=1))
+        prepare(get_format("avazu"), raw, tmp_path / "out", prepare_settings(seed=1))
 
 
 def test_kdd_profile_join(tmp_path):
@@ -120,7 +121,7 @@ def test_kdd_profile_join(tmp_path):
     )
     (tmp_path / "userid_profile.txt").write_text("490234\t1\t5\n7\t2\t3\n")
     fmt = get_format("kdd")
-    meta = prepare(fmt, tmp_path / "training.txt", tmp_path / "out", PrepareSettings(seed=1),
+    meta = prepare(fmt, tmp_path / "training.txt", tmp_path / "out", prepare_settings(seed=1),
                    profile_path=tmp_path / "userid_profile.txt")  # fmt: skip
     rows = all_rows(Dataset.open(tmp_path / "out"))
     order = np.argsort(-rows["label"].astype(int))
@@ -139,7 +140,7 @@ def test_kdd_profile_join(tmp_path):
 def test_kdd_needs_profile(tmp_path):
     (tmp_path / "training.txt").write_text("0\t1\t1\t1\t1\t1\t1\t1\t1\t1\t1\t1\n")
     with pytest.raises(DataError, match="userid_profile"):
-        prepare(get_format("kdd"), tmp_path / "training.txt", tmp_path / "out", PrepareSettings(seed=1))
+        prepare(get_format("kdd"), tmp_path / "training.txt", tmp_path / "out", prepare_settings(seed=1))
 
 
 def write_labels(path, labels, rng):
@@ -156,12 +157,12 @@ def test_split_sizes_rates_and_seed(tmp_path):
     labels = rng.permutation([1] * 250 + [0] * 750)
     write_labels(tmp_path / "train.txt", labels, rng)
     fmt = get_format("criteo")
-    meta = prepare(fmt, tmp_path / "train.txt", tmp_path / "a", PrepareSettings(seed=5, block_size=4096))
+    meta = prepare(fmt, tmp_path / "train.txt", tmp_path / "a", prepare_settings(seed=5, block_size=4096))
     assert meta["rows"] == {"train": 800, "val": 100, "test": 100}
     for split, n in meta["rows"].items():
         assert abs(meta["positive_rate"][split] * n - 0.25 * n) <= 1
-    again = prepare(fmt, tmp_path / "train.txt", tmp_path / "b", PrepareSettings(seed=5))
-    prepare(fmt, tmp_path / "train.txt", tmp_path / "c", PrepareSettings(seed=6))
+    again = prepare(fmt, tmp_path / "train.txt", tmp_path / "b", prepare_settings(seed=5))
+    prepare(fmt, tmp_path / "train.txt", tmp_path / "c", prepare_settings(seed=6))
     assert again["rows"] == meta["rows"]
     a, b, c = (np.load(tmp_path / d / "val" / "sparse.npy") for d in "abc")
     np.testing.assert_array_equal(a, b)  # same seed, different block size: same split
@@ -186,7 +187,7 @@ def test_bad_rows_counted_with_line_numbers(tmp_path):
     lines.append("\n")  # empty line 7
     raw = tmp_path / "train.txt"
     raw.write_text("".join(lines) + good)
-    meta = prepare(get_format("criteo"), raw, tmp_path / "out", PrepareSettings(seed=1, block_size=1024))
+    meta = prepare(get_format("criteo"), raw, tmp_path / "out", prepare_settings(seed=1, block_size=1024))
     assert meta["bad_rows"] == 4
     assert meta["bad_lines"] == [2, 4, 6, 7]
     assert sum(meta["rows"].values()) == 4
@@ -199,7 +200,7 @@ def test_too_many_bad_rows_fail_without_output(tmp_path):
     raw.write_text(criteo_line(CRITEO_ROWS[0]) + "x\ty\n" * 3)
     out = tmp_path / "out"
     with pytest.raises(DataError, match=r"train.txt: more than max_bad_rows=2 bad rows; first: line 2"):
-        prepare(get_format("criteo"), raw, out, PrepareSettings(seed=1, max_bad_rows=2))
+        prepare(get_format("criteo"), raw, out, prepare_settings(seed=1, max_bad_rows=2))
     assert not (out / "meta.json").exists()
     assert not list(out.rglob("*.npy"))
 
@@ -208,13 +209,13 @@ def test_empty_missing_and_truncated_gzip(tmp_path):
     fmt = get_format("criteo")
     (tmp_path / "empty.txt").write_text("")
     with pytest.raises(DataError, match=r"empty\.txt: file is empty"):
-        prepare(fmt, tmp_path / "empty.txt", tmp_path / "o1", PrepareSettings(seed=1))
+        prepare(fmt, tmp_path / "empty.txt", tmp_path / "o1", prepare_settings(seed=1))
     with pytest.raises(DataError, match=r"nope\.txt: file not found"):
-        prepare(fmt, tmp_path / "nope.txt", tmp_path / "o2", PrepareSettings(seed=1))
+        prepare(fmt, tmp_path / "nope.txt", tmp_path / "o2", prepare_settings(seed=1))
     data = gzip.compress(("".join(criteo_line(r) for r in CRITEO_ROWS) * 2000).encode())
     (tmp_path / "cut.txt.gz").write_bytes(data[: len(data) // 2])
     with pytest.raises(DataError, match=r"cut\.txt\.gz: unreadable from line"):
-        prepare(fmt, tmp_path / "cut.txt.gz", tmp_path / "o3", PrepareSettings(seed=1))
+        prepare(fmt, tmp_path / "cut.txt.gz", tmp_path / "o3", prepare_settings(seed=1))
     assert not (tmp_path / "o3" / "meta.json").exists()
 
 
@@ -226,7 +227,7 @@ def test_unknown_format():
 def test_meta_is_json_with_the_promised_fields(tmp_path):
     raw = tmp_path / "train.txt"
     raw.write_text("".join(criteo_line(r) for r in CRITEO_ROWS * 10))
-    prepare(get_format("criteo"), raw, tmp_path / "out", PrepareSettings(seed=1, max_table_size=1000))
+    prepare(get_format("criteo"), raw, tmp_path / "out", prepare_settings(seed=1, max_table_size=1000))
     meta = json.loads((tmp_path / "out" / "meta.json").read_text())
     for key in ("rows", "bad_rows", "bad_lines", "table_sizes", "dense_features", "sparse_features",
                 "positive_rate", "source_sha256"):  # fmt: skip
@@ -246,7 +247,7 @@ def test_bad_lines_stay_exact_when_arrow_reads_ahead(tmp_path):
         lines[p], lines[p - 1], lines[p + 2] = "1\t2\n", bad_label, bad_label
         (tmp_path / "train.txt").write_text("".join(lines))
         meta = prepare(
-            get_format("criteo"), tmp_path / "train.txt", tmp_path / "out", PrepareSettings(1, block_size=700)
+            get_format("criteo"), tmp_path / "train.txt", tmp_path / "out", prepare_settings(seed=1, block_size=700)
         )
         assert meta["bad_lines"] == [p, p + 1, p + 3], p
 
@@ -256,17 +257,17 @@ def test_non_ascii_rows_and_headers(tmp_path):
     as text), and a header that is not UTF-8 is a header mismatch on line 1."""
     good = criteo_line(CRITEO_ROWS[0]).encode()
     (tmp_path / "train.txt").write_bytes(good + "café\t2\n".encode("latin-1") + good)
-    meta = prepare(get_format("criteo"), tmp_path / "train.txt", tmp_path / "a", PrepareSettings(seed=1))
+    meta = prepare(get_format("criteo"), tmp_path / "train.txt", tmp_path / "a", prepare_settings(seed=1))
     assert meta["bad_lines"] == [2] and sum(meta["rows"].values()) == 2
     (tmp_path / "train.csv").write_bytes(AVAZU_HEADER.replace("hour", "hôur").encode("latin-1") + AVAZU_ROW.encode())
     with pytest.raises(DataError, match=r"train.csv: line 1: header"):
-        prepare(get_format("avazu"), tmp_path / "train.csv", tmp_path / "b", PrepareSettings(seed=1))
+        prepare(get_format("avazu"), tmp_path / "train.csv", tmp_path / "b", prepare_settings(seed=1))
 
 
 def test_no_usable_rows_names_the_lines(tmp_path):
     (tmp_path / "train.txt").write_text("1\t2\n\n")
     with pytest.raises(DataError, match=r"no usable rows up to line 2 \(2 bad; first: line 1: 2 fields"):
-        prepare(get_format("criteo"), tmp_path / "train.txt", tmp_path / "out", PrepareSettings(seed=1))
+        prepare(get_format("criteo"), tmp_path / "train.txt", tmp_path / "out", prepare_settings(seed=1))
 
 
 def test_kdd_profile_values_and_bad_lines(tmp_path):
@@ -277,7 +278,7 @@ def test_kdd_profile_values_and_bad_lines(tmp_path):
     profile = tmp_path / "userid_profile.txt"
     profile.write_text("7\t70000\t-1\n100000000000000\ta\t5\n8\t1\t1\n8\t2\t3\n")
     fmt = get_format("kdd")
-    meta = prepare(fmt, tmp_path / "training.txt", tmp_path / "out", PrepareSettings(seed=1), profile_path=profile)
+    meta = prepare(fmt, tmp_path / "training.txt", tmp_path / "out", prepare_settings(seed=1), profile_path=profile)
     sparse = all_rows(Dataset.open(tmp_path / "out"))["sparse"]
     f = meta["sparse_features"]
     got = {int(r[f.index("UserID")]): (int(r[f.index("Gender")]), int(r[f.index("Age")])) for r in sparse}
@@ -288,7 +289,7 @@ def test_kdd_profile_values_and_bad_lines(tmp_path):
     assert got[user_id[9]] == (1, 1)  # unknown user: Gender 0, Age 0
     profile.write_text("7\t1\t5\n8\t1\n")
     with pytest.raises(DataError, match=r"userid_profile.txt: line 2: not a user profile line"):
-        prepare(fmt, tmp_path / "training.txt", tmp_path / "o2", PrepareSettings(seed=1), profile_path=profile)
+        prepare(fmt, tmp_path / "training.txt", tmp_path / "o2", prepare_settings(seed=1), profile_path=profile)
 
 
 def test_failing_early_leaves_no_reader_thread(tmp_path):
@@ -298,6 +299,6 @@ def test_failing_early_leaves_no_reader_thread(tmp_path):
     for _ in range(3):
         with pytest.raises(DataError, match="max_bad_rows=2"):
             prepare(
-                get_format("criteo"), raw, tmp_path / "out", PrepareSettings(seed=1, max_bad_rows=2, block_size=4096)
+                get_format("criteo"), raw, tmp_path / "out", prepare_settings(seed=1, max_bad_rows=2, block_size=4096)
             )
     assert threading.active_count() == before

@@ -25,6 +25,7 @@ import pytest
 import torch
 from torch import nn
 
+from sigeo.config import load_settings
 from sigeo.errors import ConfigError
 from sigeo.proxies import PROXIES, GradientRecord, ProbeContext, ProbeSettings, get_proxy, register, score
 from sigeo.proxies.aznas import rank_aggregate, spectral_entropy, trainability_term
@@ -340,11 +341,10 @@ def test_a_component_named_like_another_proxys_column_is_an_error():
         del PROXIES["test_clash"]
 
 
-def test_settings_from_config_and_bad_mode():
-    config = {"seed": 5, "proxy": {"zico_coef": 1, "fr_coef": 2, "loss_coef": 0, "sigeo_mode": "faithful"}}
-    assert ProbeSettings.from_config(config) == ProbeSettings(1, 2, 0, "faithful", 5)
-    with pytest.raises(ConfigError, match="sigeo_mode"):
-        settings("exact")
+def test_settings_come_from_the_proxy_section_and_the_run_seed():
+    config = {"datasets": {"d": {"format": "criteo", "source": "synthetic", "synthetic": {"rows": 10}}}, "seed": 5,
+              "proxy": {"zico_coef": 1, "fr_coef": 2, "loss_coef": 0, "sigeo_mode": "faithful"}}  # fmt: skip
+    assert load_settings(config).datasets["d"].proxy == ProbeSettings(1, 2, 0, "faithful", 5)
 
 
 # --- the other gradient proxies on the 3-parameter model -----------------------------------------

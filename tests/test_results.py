@@ -8,6 +8,7 @@ import dataclasses
 import json
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.image as mpimg
@@ -15,11 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import run_snakemake, tiny_config, write_config
+from conftest import default_settings, run_snakemake, tiny_config, write_config
 
 from sigeo.baselines import LogisticRegression, train_baseline
 from sigeo.config import baseline_names, published_architecture, repeat_index, repeat_seed, repeat_segment
-from sigeo.final import FinalSettings
 from sigeo.io import TrainingOutputs
 from sigeo.report.plots import save_figure
 from sigeo.report.results import (
@@ -354,8 +354,8 @@ def separable(tmp_path_factory) -> Path:
 
 
 def test_logreg_baseline_trains_like_a_final_training_and_keeps_its_weights(separable, tmp_path, one_thread):
-    settings = FinalSettings(lr=0.5, batch_size=128, epochs=2, eval_batch_size=512, max_train_rows=None,
-                             checkpoint_minutes=60, log_every=8, seed=1, schedule="cosine")  # fmt: skip
+    settings = replace(default_settings().final, lr=0.5, batch_size=128, epochs=2, eval_batch_size=512,
+                       max_train_rows=None, checkpoint_minutes=60, log_every=8, seed=1, schedule="cosine")  # fmt: skip
     metrics = train_baseline("logreg", separable, settings, TrainingOutputs.in_folder(tmp_path), torch.device("cpu"))
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["baseline"] == "logreg" and saved["steps"] == 2 * 2048 // 128

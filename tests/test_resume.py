@@ -29,7 +29,7 @@ import torch
 from conftest import ROOT, SNAKEMAKE, run_snakemake, write_config
 
 import sigeo.warmup as warmup
-from sigeo.config import load_config
+from sigeo.config import load_settings
 
 pytestmark = pytest.mark.slow
 
@@ -122,7 +122,7 @@ def warm_up_skipping(workdir: Path, out: Path, step: int, monkeypatch) -> dict[s
         return (batch for at, batch in enumerate(stream(split, ranges, first), first) if at != step)
 
     monkeypatch.setattr(warmup, "stream_batches", skipping)
-    settings = warmup.WarmupSettings.from_config(load_config(workdir / "config" / "config.yaml"))
+    settings = load_settings(workdir / "config" / "config.yaml").datasets["tiny"].warmup
     warmup.warm_up(
         workdir / "results/data/tiny", "small", 1.0, settings, warmup.supernet_outputs(out), torch.device("cpu")
     )

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import synthetic_dataset
+from conftest import default_settings, synthetic_dataset
 
 from sigeo.data.store import ConcatSplit, Dataset, Split
 from sigeo.errors import SigeoError
@@ -34,9 +34,10 @@ def arch():
 
 
 def settings(**changes) -> FinalSettings:
-    base = FinalSettings(lr=0.01, batch_size=128, epochs=2, eval_batch_size=4096, max_train_rows=None,
-                         checkpoint_minutes=60, log_every=1, seed=1, max_epochs=3, shuffle_block_rows=None,
-                         use_layernorm=False, shards=1)  # fmt: skip  # stored order: row counts by hand
+    # stored order (shards=1): row counts by hand
+    base = replace(default_settings().final, lr=0.01, batch_size=128, epochs=2, eval_batch_size=4096,
+                   max_train_rows=None, checkpoint_minutes=60, log_every=1, seed=1, max_epochs=3,
+                   shuffle_block_rows=None, use_layernorm=False, shards=1)  # fmt: skip
     return replace(base, **changes)
 
 

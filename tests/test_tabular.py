@@ -20,10 +20,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_snakemake, tiny_config, write_config
+from conftest import prepare_settings, run_snakemake, tiny_config, write_config
 
-from sigeo.config import DatasetSpec, datasets, load_config
-from sigeo.data.prepare import PrepareSettings, StratifiedSplitter
+from sigeo.config import PrepareJob, job_settings, load_settings
+from sigeo.data.prepare import StratifiedSplitter
 from sigeo.data.store import SPLITS, Dataset
 from sigeo.data.tabular import (
     TabularFormat,
@@ -171,7 +171,7 @@ def test_values_hashing_and_split_match_the_oracle(tmp_path, suffix):
     df = frame(1000, 1)
     raw = tmp_path / f"data{suffix}"
     write(df, raw)
-    meta = prepare_tabular(FMT, [raw], tmp_path / "out", PrepareSettings(seed=3, max_table_size=40))
+    meta = prepare_tabular(FMT, [raw], tmp_path / "out", prepare_settings(seed=3, max_table_size=40))
     rows, sizes = expected_rows(df, FMT, cap=40)
     assert meta["table_sizes"] == sizes == [40, 6]  # 60 users capped at 40; five cities + missing
     assert meta["dense_features"] == ["seq", "price", "age"] and meta["sparse_features"] == ["user", "city"]
@@ -207,7 +207,7 @@ def test_parquet_csv_and_tsv_with_the_same_rows_give_identical_meta_and_arrays(t
     for suffix in (".parquet", ".csv", ".csv.gz", ".tsv"):
         raw = tmp_path / f"data{suffix}"
         write(df, raw)
-        meta = prepare_tabular(fmt, [raw], tmp_path / suffix, PrepareSettings(seed=5, max_table_size=1000))
+        meta = prepare_tabular(fmt, [raw], tmp_path / suffix, prepare_settings(seed=5, max_table_size=1000))
         metas.append({k: v for k, v in meta.items() if k not in ("source", "source_sha256", "files")})
         arrays.append(stored(tmp_path / suffix))
     assert metas[0]["label"] == {"column": "rating", "at_least": 4} and metas[0]["order_by"] == "ts"
@@ -239,7 +239,7 @@ def test_order_by_sorts_stably_before_the_split(tmp_path):
                         transform="raw", order_by="ts")  # fmt: skip
     raw = tmp_path / "data.parquet"
     write(df, raw)
-    prepare_tabular(fmt, [raw], tmp_path / "out", PrepareSettings(seed=1, max_table_size=100))
+    prepare_tabular(fmt, [raw], tmp_path / "out", prepare_settings(seed=1, max_table_size=100))
     order = np.argsort(df["ts"].to_numpy(), kind="stable")  # ties in file order
     split_of = StratifiedSplitter(1).assign(df["clicked"].to_numpy()[order].astype(np.uint8))
     got = stored(tmp_path / "out")
@@ -262,7 +262,7 @@ def test_parse_gives_the_stored_ids_for_new_rows_of_the_same_dataset(tmp_path):
     df = frame(300, 4)
     raw = tmp_path / "data.csv"
     write(df, raw)
-    meta = prepare_tabular(FMT, [raw], tmp_path / "out", PrepareSettings(seed=1, max_table_size=40))
+    meta = prepare_tabular(FMT, [raw], tmp_path / "out", prepare_settings(seed=1, max_table_size=40))
     with read_blocks(raw, FMT, 1 << 20) as blocks:
         chunks = [FMT.parse(b.table, meta["table_sizes"]) for b in blocks]
     sparse = np.concatenate([c.sparse for c in chunks])
@@ -279,7 +279,7 @@ def test_given_table_sizes_and_no_dense_columns(tmp_path):
     write(df, raw)
     fmt = TabularFormat(label="clicked", at_least=None, dense_columns=(), sparse_features=("user", "city"),
                         given_sizes=(("user", 7),))  # fmt: skip
-    meta = prepare_tabular(fmt, [raw], tmp_path / "out", PrepareSettings(seed=1, max_table_size=50))
+    meta = prepare_tabular(fmt, [raw], tmp_path / "out", prepare_settings(seed=1, max_table_size=50))
     assert meta["table_sizes"] == [7, 6] and meta["dense_features"] == ["dense_pad"]
     got = stored(tmp_path / "out")
     assert all((got[s][0] == 0).all() and got[s][0].shape[1] == 1 for s in SPLITS)
@@ -302,7 +302,7 @@ def test_a_glob_and_a_folder_keep_file_order_and_number_bad_rows_per_file(tmp_pa
     assert [f.name for f in files] == ["part-0.parquet", "part-1.csv", "part-2.parquet"]
     assert source_files(str(folder)) == files
     bad_seq = int(parts[1]["seq"][parts[1]["seq"] == 34].iloc[0])
-    meta = prepare_tabular(FMT, files, tmp_path / "out", PrepareSettings(seed=1, max_table_size=100))
+    meta = prepare_tabular(FMT, files, tmp_path / "out", prepare_settings(seed=1, max_table_size=100))
     assert meta["bad_rows"] == 1 and meta["bad_rows_at"] == [[1, 5]]  # seq 34: the fifth data row of part-1
     assert meta["bad_examples"] == [f"{files[1]} row 5: column seq: not a finite number"]
     assert [f["rows"] for f in meta["files"]] == [30, 30, 30] and [f["bad_rows"] for f in meta["files"]] == [0, 1, 0]
@@ -322,7 +322,7 @@ def test_a_missing_declared_column_fails_at_start_listing_the_columns(tmp_path, 
     raw = tmp_path / f"data{suffix}"
     write(frame(20, 7).drop(columns=["city", "unused"]), raw)
     with pytest.raises(DataError) as err:
-        prepare_tabular(FMT, [raw], tmp_path / "out", PrepareSettings(seed=1, max_table_size=10))
+        prepare_tabular(FMT, [raw], tmp_path / "out", prepare_settings(seed=1, max_table_size=10))
     assert str(err.value) == (
         f"{raw}: declared column 'city' not found; the file's columns: seq, clicked, rating, price, age, user, ts"
     )
@@ -345,7 +345,7 @@ def test_wrong_values_and_unreadable_rows_are_bad_rows_with_file_and_row(tmp_pat
         "9,1,1.5e2,-4,u3,b",
     ]
     raw.write_text("\n".join(lines) + "\n")
-    meta = prepare_tabular(FMT, [raw], tmp_path / "out", PrepareSettings(seed=1, max_table_size=10))
+    meta = prepare_tabular(FMT, [raw], tmp_path / "out", prepare_settings(seed=1, max_table_size=10))
     assert meta["bad_rows"] == 7 and meta["bad_rows_at"] == [[0, r] for r in (2, 3, 4, 5, 6, 7, 9)]
     assert meta["bad_examples"] == [
         f"{raw} row 2: column clicked: label is not 0 or 1",
@@ -371,7 +371,7 @@ def test_quoted_values_and_bytes_that_are_not_utf8(tmp_path):
         b'3,0,1,1,"u",Z\xc3\xbcrich\n'
     )
     fmt = dataclasses.replace(FMT, given_sizes=(("city", 1000), ("user", 1000)))
-    meta = prepare_tabular(fmt, [raw], tmp_path / "out", PrepareSettings(seed=1, max_table_size=10))
+    meta = prepare_tabular(fmt, [raw], tmp_path / "out", prepare_settings(seed=1, max_table_size=10))
     assert meta["bad_examples"] == [f"{raw} row 2: not UTF-8 text", f"{raw} row 3: 7 fields, expected 6"]
     rows = {int(d[0]): list(s) for split in stored(tmp_path / "out").values() for d, s in zip(*split[:2], strict=True)}
     assert rows == {0: [text_code("u") % 999 + 1, text_code("New York, NY") % 999 + 1],
@@ -390,14 +390,14 @@ def test_a_line_break_inside_quotes_fails_naming_the_line(tmp_path, text, messag
     raw = tmp_path / "data.csv"
     raw.write_bytes(b"seq,clicked,price,age,user,city\n" + text)
     with pytest.raises(DataError, match=f"data.csv: {message}"):
-        prepare_tabular(FMT, [raw], tmp_path / "out", PrepareSettings(seed=1, max_table_size=10))
+        prepare_tabular(FMT, [raw], tmp_path / "out", prepare_settings(seed=1, max_table_size=10))
 
 
 def test_too_many_bad_rows_stop_the_job_naming_the_first(tmp_path):
     raw = tmp_path / "data.csv"
     raw.write_text("seq,clicked,price,age,user,city\n" + "1,7,1,1,u,c\n" * 3)
     with pytest.raises(DataError, match=r"more than max_bad_rows=2 bad rows; first: .*data.csv row 1: column clicked"):
-        prepare_tabular(FMT, [raw], tmp_path / "out", PrepareSettings(seed=1, max_bad_rows=2, max_table_size=10))
+        prepare_tabular(FMT, [raw], tmp_path / "out", prepare_settings(seed=1, max_bad_rows=2, max_table_size=10))
 
 
 def test_a_parquet_column_of_the_wrong_type_fails_at_start(tmp_path):
@@ -406,7 +406,7 @@ def test_a_parquet_column_of_the_wrong_type_fails_at_start(tmp_path):
     df["user"] = df["user"] + 0.5
     write(df, raw)
     with pytest.raises(DataError, match=r"data.parquet: column 'user' is double; declared as one that holds text"):
-        prepare_tabular(FMT, [raw], tmp_path / "out", PrepareSettings(seed=1, max_table_size=10))
+        prepare_tabular(FMT, [raw], tmp_path / "out", prepare_settings(seed=1, max_table_size=10))
 
 
 def test_empty_inputs_fail_with_one_line(tmp_path):
@@ -419,12 +419,12 @@ def test_empty_inputs_fail_with_one_line(tmp_path):
         source_files(str(tmp_path / "gone.csv"))
     (tmp_path / "header.csv").write_text("seq,clicked,price,age,user,city\n")
     with pytest.raises(DataError) as err:
-        prepare_tabular(FMT, [tmp_path / "header.csv"], tmp_path / "out", PrepareSettings(seed=1, max_table_size=10))
+        prepare_tabular(FMT, [tmp_path / "header.csv"], tmp_path / "out", prepare_settings(seed=1, max_table_size=10))
     assert str(err.value) == f"{tmp_path / 'header.csv'}: no usable rows (0 bad)" and "\n" not in str(err.value)
     empty = tmp_path / "empty.parquet"
     pq.write_table(pa.Table.from_pandas(frame(0, 1), preserve_index=False), empty)
     with pytest.raises(DataError, match="no usable rows"):
-        prepare_tabular(FMT, [empty], tmp_path / "out", PrepareSettings(seed=1, max_table_size=10))
+        prepare_tabular(FMT, [empty], tmp_path / "out", prepare_settings(seed=1, max_table_size=10))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -440,16 +440,15 @@ def test_the_schema_takes_the_new_keys_and_builds_the_format(tmp_path):
     write(frame(20, 9), tmp_path / "a.parquet")
     entry = tabular_entry(str(tmp_path / "*.parquet"), label={"column": "rating", "at_least": 4},
                           dense_transform="raw", order_by="ts", table_sizes={"user": 9})  # fmt: skip
-    spec = datasets(load_config({"datasets": {"mine": entry}}))["mine"]
+    settings = load_settings({"datasets": {"mine": entry}}).datasets["mine"]
+    spec = settings.spec
     spec.check_local_files()
     assert spec.raw_files() == [str(tmp_path / "a.parquet")]
     assert spec.raw_format == TabularFormat(label="rating", at_least=4, dense_columns=("price",),
                                             sparse_features=("user", "city"), transform="raw", order_by="ts",
                                             given_sizes=(("user", 9),))  # fmt: skip
     assert spec.raw_format.table_sizes(spec.max_table_size) == [9, 100]
-    from dataclasses import asdict
-
-    assert DatasetSpec(**asdict(spec)) == spec  # how Snakemake hands it to the prepare script
+    assert job_settings(PrepareJob, settings) == (spec, settings.prepare)  # what the prepare rule hands its script
 
 
 @pytest.mark.parametrize(
@@ -469,13 +468,13 @@ def test_the_schema_takes_the_new_keys_and_builds_the_format(tmp_path):
 def test_bad_tabular_entries_fail_naming_the_key(tmp_path, entry, message):
     config = {k: v for k, v in {**tabular_entry(str(tmp_path / "a.csv")), **entry}.items() if v is not None}
     with pytest.raises(ConfigError, match=message):
-        datasets(load_config({"datasets": {"mine": config}}))
+        load_settings({"datasets": {"mine": config}})
 
 
 def test_tabular_keys_on_another_format_and_a_source_without_files_are_named(tmp_path):
     with pytest.raises(ConfigError, match=r"datasets\.c\.categorical: only for format tabular"):
-        datasets(load_config({"datasets": {"c": {"format": "criteo", "source": "x.txt", "categorical": ["a"]}}}))
-    spec = datasets(load_config({"datasets": {"mine": tabular_entry(str(tmp_path / "*.csv"))}}))["mine"]
+        load_settings({"datasets": {"c": {"format": "criteo", "source": "x.txt", "categorical": ["a"]}}})
+    spec = load_settings({"datasets": {"mine": tabular_entry(str(tmp_path / "*.csv"))}}).datasets["mine"].spec
     with pytest.raises(ConfigError, match=r"config key datasets\.mine\.source: .*no \.csv, \.tsv or \.parquet"):
         spec.check_local_files()
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from scipy import stats
 from torch import nn
 
-from sigeo.config import load_config
+from sigeo.config import load_settings
 from sigeo.proxies import ProbeSettings
 from sigeo.study.mnist import Digits
 from sigeo.study.theory import STATISTICS, TheorySettings, run_seed, run_width, start_batch
@@ -216,9 +216,9 @@ def test_fidelity_checks_are_verdicts_with_their_numbers(tmp_path):
 
 
 def test_settings_from_the_schema_defaults():
-    config = load_config({"datasets": {"d": {"format": "criteo", "source": "synthetic", "synthetic": {"rows": 10}}}})
-    settings = TheorySettings.from_config(config)
+    run = load_settings({"datasets": {"d": {"format": "criteo", "source": "synthetic", "synthetic": {"rows": 10}}}})
+    settings = run.theory
     assert settings.widths == tuple(range(2, 51, 2)) and settings.levels == LEVELS
     assert (settings.repeats, settings.epochs, settings.batch_size, settings.lr) == (25, 3, 128, 0.2)
     assert (settings.probe_batches, settings.mode, settings.mnist_dir) == (4, "fixed", None)
-    assert ProbeSettings.from_config(config) == ProbeSettings(1, 1, 0, "fixed", 2023)
+    assert run.theory_probe == ProbeSettings(1, 1, 0, "fixed", 2023)

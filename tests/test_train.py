@@ -16,9 +16,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import synthetic_dataset
+from conftest import default_settings, synthetic_dataset
 
-from sigeo.final import FinalSettings, select_best, train_final
+from sigeo.final import select_best, train_final
 from sigeo.io import TrainingOutputs
 from sigeo.space.choice import SMALL, sample_architecture
 from sigeo.train import (
@@ -43,9 +43,10 @@ def tiny_data(tmp_path_factory):
 
 
 def warm_settings(**changes) -> WarmupSettings:
-    base = WarmupSettings(batch_size=256, lr=0.05, strategy="default", anypath_choice="binomial-0.5",
-                          use_layernorm=True, full_path_steps=5, weight_sharing="slice", eval_batch_size=1024,
-                          eval_rows=None, checkpoint_minutes=60, log_every=5, num_blocks=2, seed=3)  # fmt: skip
+    base = replace(default_settings().warmup, batch_size=256, lr=0.05, strategy="default",
+                   anypath_choice="binomial-0.5", use_layernorm=True, full_path_steps=5, weight_sharing="slice",
+                   eval_batch_size=1024, eval_rows=None, checkpoint_minutes=60, log_every=5, num_blocks=2, seed=3,
+                   epochs=1.0, lr_floor=0.0)  # fmt: skip
     return replace(base, **changes)
 
 
@@ -149,8 +150,8 @@ def test_divergence_stops_with_step_and_lr_and_keeps_the_last_good_checkpoint(ti
 
 def test_final_training_and_selection_on_validation(tiny_data, tmp_path):
     rng = np.random.default_rng(0)
-    settings = FinalSettings(lr=0.05, batch_size=256, epochs=1, eval_batch_size=2048, max_train_rows=None,
-                             checkpoint_minutes=60, log_every=10, seed=1, max_epochs=2)  # fmt: skip
+    settings = replace(default_settings().final, lr=0.05, batch_size=256, epochs=1, eval_batch_size=2048,
+                       max_train_rows=None, checkpoint_minutes=60, log_every=10, seed=1, max_epochs=2)  # fmt: skip
     metric_paths, arch_paths = [], []
     for rank in range(2):
         arch = sample_architecture(rng, SMALL, 2)

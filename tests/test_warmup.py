@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import synthetic_dataset
+from conftest import default_settings, synthetic_dataset
 from sklearn.metrics import log_loss
 
 import sigeo.warmup as warmup
@@ -40,10 +40,10 @@ def tiny_data(tmp_path_factory):
 
 
 def settings(**changes) -> WarmupSettings:
-    base = WarmupSettings(batch_size=256, lr=0.01, strategy="default", anypath_choice="binomial-0.5",
-                          use_layernorm=True, full_path_steps=0, weight_sharing="slice", eval_batch_size=1024,
-                          eval_rows=None, checkpoint_minutes=60, log_every=1, num_blocks=2, seed=3, epochs=2.0,
-                          lr_floor=0.1, full_path_min=0.0, panel_size=4, eval_every=0)  # fmt: skip
+    base = replace(default_settings().warmup, batch_size=256, lr=0.01, strategy="default",
+                   anypath_choice="binomial-0.5", use_layernorm=True, full_path_steps=0, weight_sharing="slice",
+                   eval_batch_size=1024, eval_rows=None, checkpoint_minutes=60, log_every=1, num_blocks=2, seed=3,
+                   epochs=2.0, lr_floor=0.1, full_path_min=0.0, panel_size=4, eval_every=0)  # fmt: skip
     return replace(base, **changes)
 
 

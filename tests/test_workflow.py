@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import ast
 import base64
 import json
 from pathlib import Path
 
 from conftest import ROOT, run_snakemake, tiny_config, write_config
+
+from sigeo.config import SearchJob, WarmupJob, job_settings, load_settings
 
 
 def test_lint_is_clean():
@@ -68,18 +69,15 @@ def test_paper_overrides_reach_only_their_data_sets_jobs(tmp_path, demo_config):
     searches = {d: f"results/search/{d}/small/w1.0/oneshot/records.csv" for d in ("criteo", "avazu", "kdd")}
     targets = [*warmups.values(), *searches.values()]
     run_snakemake(tmp_path, "--touch", "--cores", "1", *targets, "--configfile", str(paper))
-    params = recorded(tmp_path)
-
-    def stage(path: str) -> dict:
-        return next(ast.literal_eval(p) for p in params[path] if p.startswith("{'seed'"))
-
+    params, settings = recorded(tmp_path), load_settings(paper)
     for d, batch, mixing, probe_batch, eval_batches in (("criteo", 512, 15000, 512, 150),
                                                         ("avazu", 512, 12500, 512, 125),
                                                         ("kdd", 1024, 20000, 1024, 175)):  # fmt: skip
-        warmup, search = stage(warmups[d]), stage(searches[d])
-        assert (warmup["warmup"]["batch_size"], warmup["warmup"]["full_path_steps"]) == (batch, mixing), d
-        assert search["warmup"] == warmup["warmup"], d
-        assert (search["proxy"]["probe_batch_size"], search["proxy"]["eval_batches"]) == (probe_batch, eval_batches)
+        warmup, search = (job_settings(job, settings.dataset(d)) for job in (WarmupJob, SearchJob))
+        assert repr(warmup) in params[warmups[d]] and repr(search) in params[searches[d]], d  # what each job got
+        assert (warmup.warmup.batch_size, warmup.warmup.full_path_steps) == (batch, mixing), d
+        assert search.warmup == warmup.warmup, d
+        assert (search.probe_data.probe_batch_size, search.probe_data.eval_batches) == (probe_batch, eval_batches)
 
     # the recorded outputs made, data before supernets before searches, so that all is up to date
     for path in sorted(params, key=lambda p: ("/data/" not in p, "/search/" in p)):

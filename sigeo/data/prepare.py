@@ -46,9 +46,12 @@ MAX_REPORTED_BAD_LINES = 100
 
 @dataclass(frozen=True)
 class PrepareSettings:
+    """A data set's ``max_bad_rows`` and ``max_table_size`` and the run's seed (built by
+    :func:`sigeo.config.load_settings`); ``block_size``: bytes of raw file parsed at a time."""
+
     seed: int
-    max_bad_rows: int = 1000
-    max_table_size: int | None = None
+    max_bad_rows: int
+    max_table_size: int | None
     block_size: int = 1 << 22
 
 

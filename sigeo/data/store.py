@@ -20,8 +20,6 @@ from ..io import META_FILE, read_json
 SPLITS = ("train", "val", "test")
 #: The arrays of a split, each ``<root>/<split>/<part>.npy`` (:func:`array_path`).
 PARTS = ("dense", "sparse", "label")
-#: Shards a split is read over unless the config says otherwise (``data.shards``): the reference's 8.
-SHARDS = 8
 _HEADER_BYTES = 128  # magic (6) + version (2) + length (2) + a dict that always fits in 118 bytes
 
 
@@ -141,7 +139,7 @@ def _concatenate(pieces: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, np.n
     return tuple(np.concatenate(arrays) for arrays in zip(*pieces, strict=True))  # type: ignore[return-value]
 
 
-def batch_ranges(rows: int, batch_size: int, shards: int = SHARDS, drop_last: bool = False) -> np.ndarray:
+def batch_ranges(rows: int, batch_size: int, shards: int, drop_last: bool = False) -> np.ndarray:
     """``(start, stop)`` of each batch of a split of ``rows`` rows, in the order the reference's loader
     yields them: the split cut into ``shards`` contiguous shards of ``ceil(rows / shards)`` rows (the
     last ones shorter, possibly empty), each shard cut into batches from its start (its last batch

@@ -51,25 +51,11 @@ class SyntheticSpec:
 
     rows: int
     seed: int
-    positive_rate: float = 0.25
-    max_vocab: int = 5000
-    informative_fields: int = 6
-    informative_vocab: int = 20
+    positive_rate: float
+    max_vocab: int
+    informative_fields: int
+    informative_vocab: int
     chunk_rows: int = 100_000
-
-    def __post_init__(self) -> None:
-        if not 2 <= self.max_vocab <= _DECIMAL_SPAN:
-            raise ValueError(f"max_vocab must be in [2, {_DECIMAL_SPAN}], got {self.max_vocab}")
-        if not 2 <= self.informative_vocab <= self.max_vocab:
-            raise ValueError(
-                f"informative_vocab must be in [2, max_vocab={self.max_vocab}], got {self.informative_vocab}"
-            )
-        if self.informative_fields < 2:
-            raise ValueError(
-                f"informative_fields must be >= 2 (the pairwise part needs a pair), got {self.informative_fields}"
-            )
-        if not 0.0 < self.positive_rate < 1.0:
-            raise ValueError(f"positive_rate must be in (0, 1), got {self.positive_rate}")
 
 
 @dataclass

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import cached_property
 from types import SimpleNamespace
 from typing import Any
@@ -22,10 +22,8 @@ import torch
 from torch import nn
 
 from ..devices import is_device_failure
-from ..errors import ConfigError
 from ..space.supernet import Region
 
-SIGEO_MODES = ("fixed", "faithful")
 _BLOCK = 1 << 14  # columns per thread of a block of the moment pass on CPU: its float64 copies stay in L2
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
@@ -33,23 +31,14 @@ LossFn = Callable[[nn.Module, Any], torch.Tensor]
 
 @dataclass(frozen=True)
 class ProbeSettings:
-    """Proxy settings from the config's ``proxy`` section (defaults live in the schema) and the run's seed."""
+    """Proxy settings from the config's ``proxy`` section and the run's seed (built by
+    :func:`sigeo.config.load_settings`)."""
 
     zico_coef: float
     fr_coef: float
     loss_coef: float
     sigeo_mode: str
     seed: int
-
-    def __post_init__(self) -> None:
-        if self.sigeo_mode not in SIGEO_MODES:
-            raise ConfigError(f"proxy.sigeo_mode must be one of {', '.join(SIGEO_MODES)}, got {self.sigeo_mode!r}")
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> ProbeSettings:
-        """Read a validated config: every field from ``proxy`` except the seed, which is the run's ``seed``."""
-        section = config["proxy"]
-        return cls(**{f.name: section[f.name] for f in fields(cls) if f.name != "seed"}, seed=config["seed"])
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,12 +22,15 @@ from tqdm import tqdm
 
 from ..data.store import Dataset
 from ..errors import SigeoError
-from ..proxies import ProbeSettings, get_proxy
+from ..proxies import get_proxy
 from ..space.choice import Architecture, get_space, mutate, sample_architecture
 from .records import Record, RecordLog
-from .scorer import CandidateScorer, ProbeData
+from .scorer import CandidateScorer
 from .settings import SearchSettings
 from .workers import Workers, scoring_workers
+
+if TYPE_CHECKING:
+    from ..config import SearchJob
 
 log = logging.getLogger(__package__)  # the job logs as "sigeo.search", whichever module of it writes
 
@@ -140,23 +144,20 @@ def search(
     dataset_dir: str | os.PathLike,
     space_name: str,
     proxy: str,
-    config: dict,
+    settings: SearchJob,
     out_path: str | os.PathLike,
     device: torch.device,
 ) -> list[Record]:
     """Load the supernet once and search with ``proxy``; writes ``records.csv`` (and resumes it)."""
-    from ..warmup import WarmupSettings, load_supernet
+    from ..warmup import load_supernet
 
     dataset = Dataset.open(dataset_dir)
-    warm = WarmupSettings.from_config(config)
+    warm = settings.warmup
     supernet = load_supernet(supernet_path, get_space(space_name, warm.space_widths), dataset, warm, device)
-    scorer = CandidateScorer(
-        supernet, dataset, [proxy], ProbeSettings.from_config(config), ProbeData.from_config(config), device
-    )
+    scorer = CandidateScorer(supernet, dataset, [proxy], settings.proxy, settings.probe_data, device)
     records = RecordLog(Path(out_path))
     if records.done:
         log.info("resuming: %d candidates already scored in %s", len(records.done), records.partial)
-    settings = SearchSettings.from_config(config)
     started = time.perf_counter()
     with scoring_workers(device, scorer.cost) as workers:
         log.info("scoring on %s with %d worker(s)", device, workers.count)
@@ -165,7 +166,7 @@ def search(
             space_name,
             warm.num_blocks,
             proxy,
-            settings,
+            settings.search,
             records,
             workers,
             warm.space_widths,

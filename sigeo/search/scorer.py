@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.store import SHARDS, Dataset, Split, batch_ranges
+from ..data.store import Dataset, Split, batch_ranges
 from ..devices import device_failures
 from ..errors import ConfigError
 from ..proxies import ProbeContext, ProbeSettings, get_proxy, score
@@ -43,12 +43,7 @@ class ProbeData:
     finetune_lr: float
     eval_batches: int
     eval_batch_size: int
-    shards: int = SHARDS
-
-    @classmethod
-    def from_config(cls, config: dict) -> ProbeData:
-        p = config["proxy"]
-        return cls(**{k: p[k] for k in cls.__dataclass_fields__ if k != "shards"}, shards=config["data"]["shards"])
+    shards: int
 
 
 Batches = list[tuple[np.ndarray, np.ndarray, np.ndarray]]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..errors import ConfigError
-
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """The config's ``search`` section and the run's seed. ``max_nan_fraction``: the largest share of
-    the candidates that may score NaN (or inf) before the search fails."""
+    """The config's ``search`` section as a search reads it, and the run's seed (built by
+    :func:`sigeo.config.load_settings`, which also checks sample_size <= init_population).
+    ``max_nan_fraction``: the largest share of the candidates that may score NaN (or inf) before the
+    search fails."""
 
     method: str
     init_population: int
@@ -21,17 +21,6 @@ class SearchSettings:
     random_budget: int
     seed: int
     max_nan_fraction: float
-
-    def __post_init__(self) -> None:
-        if self.method == "regularized-ea" and self.sample_size > self.init_population:
-            raise ConfigError(
-                f"search.sample_size ({self.sample_size}) exceeds search.init_population ({self.init_population})"
-            )
-
-    @classmethod
-    def from_config(cls, config: dict) -> SearchSettings:
-        s = config["search"]
-        return cls(**{k: s[k] for k in cls.__dataclass_fields__ if k != "seed"}, seed=config["seed"])
 
     @property
     def nan_allowed(self) -> int:

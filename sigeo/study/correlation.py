@@ -23,6 +23,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,7 @@ from matplotlib.figure import Figure
 from ..data.store import Dataset
 from ..final import FinalSettings, train_final
 from ..io import ARCH_FILE, METRICS_FILE, TrainingOutputs, atomic_path, read_json, write_json, write_text
-from ..proxies import ProbeSettings, aznas, get_proxy
+from ..proxies import aznas, get_proxy
 from ..report.plots import subplots
 from ..report.tables import markdown
 from ..space.choice import Architecture, get_space, sample_architecture
@@ -46,6 +47,9 @@ from .stats import (
     reliability,
 )
 from .verdict import INCONCLUSIVE, Verdict, interval_verdict
+
+if TYPE_CHECKING:
+    from ..config import ScoreJob
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +103,8 @@ def percent(level: float) -> str:
 
 @dataclass(frozen=True)
 class CorrelationSettings:
-    """The config's ``correlation`` section, with its defaults resolved against the rest of the config.
+    """The config's ``correlation`` section, its nulls resolved against the rest of the config (built
+    by :func:`sigeo.config.load_settings`): ``proxies`` in the table's order, ``seed`` the study's.
 
     ``repeat_subnets`` is resolved to a count: the first that many subnets train with
     ``1 + seed_repeats`` seeds, the others with one.
@@ -112,23 +117,6 @@ class CorrelationSettings:
     seed_repeats: int
     repeat_subnets: int
     min_reliability: float | None
-
-    @classmethod
-    def from_config(cls, config: Mapping) -> CorrelationSettings:
-        c = config["correlation"]
-        proxies = ordered_proxies(c["proxies"] or [*config["proxies"], *BASELINES])
-        for name in proxies:
-            get_proxy(name)  # an unknown name fails at start, listing the known ones
-        repeated = c["num_subnets"] if c["repeat_subnets"] == "all" else min(c["repeat_subnets"], c["num_subnets"])
-        return cls(
-            num_subnets=c["num_subnets"],
-            proxies=tuple(proxies),
-            seed=sampling_seed(config),
-            bootstrap=c["bootstrap"],
-            seed_repeats=c["seed_repeats"],
-            repeat_subnets=repeated if c["seed_repeats"] else 0,
-            min_reliability=c["min_reliability"],
-        )
 
     def seeds(self, subnet: int) -> range:
         """The training seeds of ``subnet`` (0 is its first training)."""
@@ -146,25 +134,23 @@ class CorrelationSettings:
         ]
 
 
-def sampling_seed(config: Mapping) -> int:
-    """The study's seed: ``correlation.seed``, else the run's."""
-    seed = config["correlation"]["seed"]
-    return config["seed"] if seed is None else seed
-
-
-def truth_settings(config: Mapping, seed: int = 0) -> FinalSettings:
-    """The final training's settings with the study's ``epochs`` and ``max_train_rows`` where set.
+def truth_settings(final: FinalSettings, epochs: int | None, max_train_rows: int | None) -> FinalSettings:
+    """The ground truth's training: the final training's settings with the study's ``epochs`` and
+    ``max_train_rows`` where set (null: the final training's).
 
     ``epochs`` caps the training whatever the schedule: it replaces both the cosine schedule's fixed
-    ``epochs`` and the plateau schedule's ``max_epochs``. Training seed ``seed`` of a subnet
-    initialises with the run's seed + ``seed``, so seed 0 is the training a study without repeats runs.
+    ``epochs`` and the plateau schedule's ``max_epochs``.
     """
-    c = config["correlation"]
-    base = FinalSettings.from_config(config)
-    changes = {} if c["max_train_rows"] is None else {"max_train_rows": c["max_train_rows"]}
-    if c["epochs"] is not None:
-        changes |= {"epochs": c["epochs"], "max_epochs": c["epochs"]}
-    return replace(base, **changes, seed=base.seed + seed)
+    changes = {} if max_train_rows is None else {"max_train_rows": max_train_rows}
+    if epochs is not None:
+        changes |= {"epochs": epochs, "max_epochs": epochs}
+    return replace(final, **changes)
+
+
+def training_seed(truth: FinalSettings, seed: int) -> FinalSettings:
+    """Training seed ``seed`` of a subnet: it initialises with the run's seed + ``seed``, so seed 0 is
+    the training a study without repeats runs."""
+    return replace(truth, seed=truth.seed + seed)
 
 
 def ordered_proxies(names: Sequence[str]) -> list[str]:
@@ -216,20 +202,18 @@ def score_subnets(
     space_name: str,
     archs: Sequence[Architecture],
     proxies: Sequence[str],
-    config: Mapping,
+    settings: ScoreJob,
     out_csv: PathLike,
     device: torch.device,
 ) -> pd.DataFrame:
     """Score every architecture with every proxy inside one supernet (loaded once); one CSV row each."""
-    from ..search import CandidateScorer, ProbeData, scoring_workers
-    from ..warmup import WarmupSettings, load_supernet
+    from ..search import CandidateScorer, scoring_workers
+    from ..warmup import load_supernet
 
     dataset = Dataset.open(dataset_dir)
-    warm = WarmupSettings.from_config(config)
+    warm = settings.warmup
     supernet = load_supernet(supernet_path, get_space(space_name, warm.space_widths), dataset, warm, device)
-    scorer = CandidateScorer(
-        supernet, dataset, list(proxies), ProbeSettings.from_config(config), ProbeData.from_config(config), device
-    )
+    scorer = CandidateScorer(supernet, dataset, list(proxies), settings.proxy, settings.probe_data, device)
 
     def timed(arch: Architecture) -> tuple[dict[str, float], float]:
         started = time.perf_counter()

@@ -22,9 +22,8 @@ second width is gone here: each run has exactly one width.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,12 +36,11 @@ from ..proxies import ProbeContext, ProbeSettings, score
 from .mnist import Digits
 
 STATISTICS = ("loss", "fisher_rao", "grad_abs_mean", "grad_std", "zico", "sigeo")
-MODES = ("fixed", "faithful")
 
 
 @dataclass(frozen=True)
 class TheorySettings:
-    """The config's ``theory`` section (defaults live in the schema)."""
+    """The config's ``theory`` section (built by :func:`sigeo.config.load_settings`)."""
 
     mnist_dir: str | None
     widths: tuple[int, ...]
@@ -54,15 +52,6 @@ class TheorySettings:
     probe_batches: int
     mode: str
     seed: int
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(f"theory.mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> TheorySettings:
-        section = dict(config["theory"])
-        return cls(**{**section, "widths": tuple(section["widths"]), "levels": tuple(section["levels"])})
 
 
 def run_seed(seed: int, width: int, repeat: int) -> int:

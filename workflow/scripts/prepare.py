@@ -2,19 +2,13 @@
 
 from pathlib import Path
 
-from sigeo.config import DatasetSpec
-from sigeo.data.prepare import PrepareSettings, prepare
+from sigeo.data.prepare import prepare
 from sigeo.data.tabular import prepare_tabular
 from sigeo.runner import run
 
 
 def main() -> None:
-    spec = DatasetSpec(**snakemake.params.spec)
-    settings = PrepareSettings(
-        seed=snakemake.params.seed,
-        max_bad_rows=spec.max_bad_rows,
-        max_table_size=spec.max_table_size,
-    )
+    spec, settings = snakemake.params.settings.spec, snakemake.params.settings.prepare
     if spec.format == "tabular":
         prepare_tabular(spec.raw_format, spec.raw_files(), Path(snakemake.output.meta).parent, settings)
         return

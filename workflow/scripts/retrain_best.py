@@ -4,25 +4,23 @@ train-only run took, and tested; the model the paper reports."""
 import shutil
 from pathlib import Path
 
-from sigeo.devices import DeviceSettings
-from sigeo.final import FinalSettings, Replay, retrain_final, select_best
+from sigeo.final import Replay, retrain_final, select_best
 from sigeo.io import TrainingOutputs, read_json
 from sigeo.runner import run
 from sigeo.space.choice import Architecture
 
 
 def main() -> None:
-    config, inputs, out = snakemake.params.stage, snakemake.input, snakemake.output
+    settings, inputs, out = snakemake.params.settings, snakemake.input, snakemake.output
     rank = select_best(inputs.metrics, inputs.archs)["rank"]
     selected = inputs.metrics[rank]
     replay = Replay.of(read_json(selected), selected)
     shutil.copyfile(inputs.archs[rank], out.arch)
-    devices = DeviceSettings.from_config(config)
-    with devices.job_device() as device:
+    with settings.devices.job_device() as device:
         retrain_final(
             Architecture.load(inputs.archs[rank]),
             Path(inputs.meta).parent,
-            FinalSettings.from_config(config),
+            settings.final,
             replay,
             TrainingOutputs(out.model, out.train_log, out.metrics),
             device,

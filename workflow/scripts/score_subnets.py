@@ -2,30 +2,22 @@
 
 from pathlib import Path
 
-from sigeo.devices import DeviceSettings
 from sigeo.runner import run
-from sigeo.study.correlation import sampling_seed, score_subnets, subnets
+from sigeo.study.correlation import score_subnets, subnets
 
 
 def main() -> None:
-    config = snakemake.params.stage
-    devices = DeviceSettings.from_config(config)
-    space = snakemake.wildcards.space
-    archs = subnets(
-        space,
-        config["num_blocks"],
-        sampling_seed(config),
-        config["correlation"]["num_subnets"],
-        config["space_widths"],
-    )
-    with devices.job_device() as device:
+    settings, space = snakemake.params.settings, snakemake.wildcards.space
+    warmup = settings.warmup
+    archs = subnets(space, warmup.num_blocks, settings.subnet_seed, settings.num_subnets, warmup.space_widths)
+    with settings.devices.job_device() as device:
         score_subnets(
             snakemake.input.supernet,
             Path(snakemake.input.meta).parent,
             space,
             archs,
             snakemake.params.proxies,
-            config,
+            settings,
             snakemake.output.scores,
             device,
         )

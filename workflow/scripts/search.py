@@ -2,21 +2,19 @@
 
 from pathlib import Path
 
-from sigeo.devices import DeviceSettings
 from sigeo.runner import run
 from sigeo.search import search
 
 
 def main() -> None:
-    config = snakemake.params.stage
-    devices = DeviceSettings.from_config(config)
-    with devices.job_device() as device:
+    settings = snakemake.params.settings
+    with settings.devices.job_device() as device:
         search(
             snakemake.input.supernet,
             Path(snakemake.input.meta).parent,
             snakemake.wildcards.space,
             snakemake.wildcards.proxy,
-            config,
+            settings,
             snakemake.output.records,
             device,
         )

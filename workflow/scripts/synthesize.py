@@ -2,15 +2,14 @@
 
 from pathlib import Path
 
-from sigeo.config import DatasetSpec
-from sigeo.data.synthetic import SyntheticSpec, generate
+from sigeo.data.synthetic import generate
 from sigeo.runner import run
 
 
 def main() -> None:
-    spec = DatasetSpec(**snakemake.params.spec)
-    out = Path(snakemake.output.folder)
-    generate(spec.raw_format, SyntheticSpec(**spec.synthetic), out / spec.raw_format.file_name, spec.max_table_size)
+    spec = snakemake.params.settings.spec
+    raw_path = Path(snakemake.output.folder) / spec.raw_format.file_name
+    generate(spec.raw_format, spec.synthetic, raw_path, spec.max_table_size)
 
 
 run(snakemake, main)

@@ -1,19 +1,15 @@
 """Rule theory_width: train every repeat of one hidden width, probing at each warm-up level."""
 
 from sigeo.io import atomic_path
-from sigeo.proxies import ProbeSettings
 from sigeo.runner import log, run
 from sigeo.study.mnist import load_digits
-from sigeo.study.theory import TheorySettings, run_width
+from sigeo.study.theory import run_width
 
 
 def main() -> None:
-    settings = TheorySettings(**snakemake.params.theory)
+    settings = snakemake.params.settings.theory
     runs = run_width(
-        load_digits(snakemake.input[0]),
-        int(snakemake.wildcards.width),
-        settings,
-        ProbeSettings(**snakemake.params.probe),
+        load_digits(snakemake.input[0]), int(snakemake.wildcards.width), settings, snakemake.params.settings.probe
     )
     with atomic_path(snakemake.output[0], ".csv") as tmp:
         runs.to_csv(tmp, index=False)

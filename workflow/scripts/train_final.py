@@ -2,22 +2,20 @@
 
 from pathlib import Path
 
-from sigeo.devices import DeviceSettings
-from sigeo.final import FinalSettings, train_final
+from sigeo.final import train_final
 from sigeo.io import TrainingOutputs
 from sigeo.runner import run
 from sigeo.space.choice import Architecture
 
 
 def main() -> None:
-    config, out = snakemake.params.stage, snakemake.output
-    devices = DeviceSettings.from_config(config)
+    settings, out = snakemake.params.settings, snakemake.output
     arch = Architecture.load(snakemake.input.arch)
-    with devices.job_device() as device:
+    with settings.devices.job_device() as device:
         train_final(
             arch,
             Path(snakemake.input.meta).parent,
-            FinalSettings.from_config(config),
+            settings.final,
             TrainingOutputs(out.model, out.train_log, out.metrics),
             device,
         )

@@ -3,23 +3,21 @@ training seed (standalone training, test log loss); train_subnet is seed 0."""
 
 from pathlib import Path
 
-from sigeo.devices import DeviceSettings
 from sigeo.io import TrainingOutputs
 from sigeo.runner import run
-from sigeo.study.correlation import sampling_seed, subnet, train_subnet, truth_settings
+from sigeo.study.correlation import subnet, train_subnet, training_seed
 
 
 def main() -> None:
-    config, wildcards, out = snakemake.params.stage, snakemake.wildcards, snakemake.output
-    devices = DeviceSettings.from_config(config)
+    settings, wildcards, out = snakemake.params.settings, snakemake.wildcards, snakemake.output
     arch = subnet(
-        wildcards.space, config["num_blocks"], sampling_seed(config), int(wildcards.subnet), config["space_widths"]
+        wildcards.space, settings.num_blocks, settings.subnet_seed, int(wildcards.subnet), settings.space_widths
     )
-    with devices.job_device() as device:
+    with settings.devices.job_device() as device:
         train_subnet(
             arch,
             Path(snakemake.input.meta).parent,
-            truth_settings(config, int(wildcards.get("seed", 0))),
+            training_seed(settings.truth, int(wildcards.get("seed", 0))),
             TrainingOutputs(out.model, out.train_log, out.metrics),
             device,
             out.arch,

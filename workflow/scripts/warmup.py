@@ -2,21 +2,19 @@
 
 from pathlib import Path
 
-from sigeo.devices import DeviceSettings
 from sigeo.io import TrainingOutputs
 from sigeo.runner import run
-from sigeo.warmup import WarmupSettings, warm_up
+from sigeo.warmup import warm_up
 
 
 def main() -> None:
-    config, out = snakemake.params.stage, snakemake.output
-    devices = DeviceSettings.from_config(config)
-    with devices.job_device() as device:
+    settings, out = snakemake.params.settings, snakemake.output
+    with settings.devices.job_device() as device:
         warm_up(
             Path(snakemake.input.meta).parent,
             snakemake.wildcards.space,
             snakemake.params.level,
-            WarmupSettings.from_config(config),
+            settings.warmup,
             TrainingOutputs(out.supernet, out.train_log, out.metrics),
             device,
         )
