@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import yaml
@@ -88,21 +89,35 @@ def test_dataset_paths():
     assert local.raw_path() == "/data/criteo/train.txt" and local.profile_path() is None
 
 
-def schema_keys(node: dict, prefix: str) -> list[str]:
-    """Every key under ``node``'s properties, dotted (``warmup.lr``), following the schema's nesting."""
-    keys = []
+def schema_keys(node: dict, prefix: str) -> dict[str, str | None]:
+    """Every key under ``node``'s properties, dotted (``warmup.lr``), following the schema's nesting,
+    with its description (None where it has none)."""
+    keys = {}
     for name, sub in node.get("properties", {}).items():
         dotted = f"{prefix}{name}"
-        keys.append(dotted)
-        keys += schema_keys(sub, f"{dotted}.")
+        keys[dotted] = sub.get("description")
+        keys |= schema_keys(sub, f"{dotted}.")
     return keys
 
 
+def readme_rows() -> dict[str, str]:
+    """config/README.md's key rows: key -> its meaning cell (the first row of a key that is listed twice)."""
+    rows: dict[str, str] = {}
+    for line in (ROOT / "config" / "README.md").read_text().splitlines():
+        match = re.fullmatch(r"\| `([^`]+)` \| .*? \| .*? \| (.*) \|", line)
+        if match:
+            rows.setdefault(match.group(1), match.group(2))
+    return rows
+
+
 def test_config_readme_documents_every_schema_key():
-    """config/README.md is the users' list of keys: each key of config/schema.yaml must have its row
-    (a section its heading)."""
+    """config/README.md is the users' list of keys: each key of config/schema.yaml has a description
+    there, and its row (a section its heading) says exactly that description."""
     schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
-    keys = schema_keys(schema, "") + schema_keys(schema["$defs"]["dataset"], "datasets.<name>.")
+    keys = schema_keys(schema, "") | schema_keys(schema["$defs"]["dataset"], "datasets.<name>.")
     readme = (ROOT / "config" / "README.md").read_text()
-    missing = [key for key in keys if f"| `{key}` |" not in readme and f"### `{key}`" not in readme]
-    assert len(keys) > 100 and not missing
+    rows = readme_rows()
+    missing = [key for key in keys if key not in rows and f"### `{key}`" not in readme]
+    undescribed = [key for key, text in keys.items() if not text]
+    differing = [key for key in rows if key in keys and " ".join(keys[key].split()) != " ".join(rows[key].split())]
+    assert len(keys) > 100 and not missing and not undescribed and not differing
