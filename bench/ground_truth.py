@@ -8,7 +8,11 @@ interval, ICC(1), the architectures' and the seeds' SDs, the mean test log loss 
 teacher's (Bayes) log loss, and the seconds per training as a ratio to the first size's. The study
 needs a seed-pair Spearman of ``correlation.min_reliability`` (0.8) before any claim is decided.
 
+``--dense-widths`` / ``--sparse-widths`` replace the space's width choices (default: the config's
+``space_widths``), to see how much of the architectures' spread the narrow choices make.
+
     python bench/ground_truth.py [--rows 100000 500000] [--epochs E] [--subnets 8] [--seeds 2]
+                                 [--dense-widths 16 32 64 128] [--sparse-widths 16 32]
                                  [--procs 2] [--workdir /tmp/sigeo-bench-truth]
 """
 
@@ -28,6 +32,7 @@ from sigeo.config import DatasetSettings, load_config, load_settings
 from sigeo.data.prepare import prepare
 from sigeo.data.synthetic import generate
 from sigeo.io import TrainingOutputs
+from sigeo.space.choice import DENSE_DIMS, SPARSE_DIMS
 from sigeo.study.correlation import subnet, train_subnet, training_seed, truth_settings
 from sigeo.study.stats import reliability
 
@@ -51,14 +56,14 @@ def make_data(demo: DatasetSettings, rows: int, folder: Path) -> Path:
     return data
 
 
-def train_one(job: tuple[Path, int, int, int | None, Path]) -> tuple[int, int, float, float]:
-    """One ground-truth training (subnet ``index``, training seed ``seed``): its test log loss (NaN when
-    it diverged) and seconds."""
-    data, index, seed, epochs, out = job
+def train_one(job: tuple[Path, int, int, int | None, dict, Path]) -> tuple[int, int, float, float]:
+    """One ground-truth training (subnet ``index`` of the space with ``widths``, training seed ``seed``):
+    its test log loss (NaN when it diverged) and seconds."""
+    data, index, seed, epochs, widths, out = job
     torch.set_num_threads(1)
     demo = demo_settings()
     space = load_config(ROOT / "config" / "config.yaml")["spaces"][0]
-    arch = subnet(space, demo.num_blocks, demo.subnet_seed, index, demo.space_widths)
+    arch = subnet(space, demo.num_blocks, demo.subnet_seed, index, widths)
     truth = training_seed(truth_settings(demo.truth, epochs, None), seed)
     started = time.perf_counter()
     metrics = train_subnet(arch, data, truth, TrainingOutputs.in_folder(out), torch.device("cpu"))
@@ -66,10 +71,12 @@ def train_one(job: tuple[Path, int, int, int | None, Path]) -> tuple[int, int, f
     return index, seed, float("nan") if test is None else test, time.perf_counter() - started
 
 
-def measure(data: Path, args: argparse.Namespace, runs: Path) -> tuple[np.ndarray, float]:
+def measure(data: Path, args: argparse.Namespace, widths: dict, runs: Path) -> tuple[np.ndarray, float]:
     """The (subnets × seeds) test log losses and the mean seconds per training."""
     jobs = [
-        (data, i, s, args.epochs, runs / f"{i}" / f"seed{s}") for i in range(args.subnets) for s in range(args.seeds)
+        (data, i, s, args.epochs, widths, runs / f"{i}" / f"seed{s}")
+        for i in range(args.subnets)
+        for s in range(args.seeds)
     ]
     losses = np.full((args.subnets, args.seeds), np.nan)
     seconds = []
@@ -86,19 +93,25 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="passes at most (default: correlation.epochs)")
     parser.add_argument("--subnets", type=int, default=8)
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--dense-widths", type=int, nargs="+", default=None, help="default: the config's")
+    parser.add_argument("--sparse-widths", type=int, nargs="+", default=None, help="default: the config's")
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/sigeo-bench-truth"))
     args = parser.parse_args()
     demo = demo_settings()
     sizes = args.rows or [demo.spec.synthetic.rows]
     epochs = args.epochs if args.epochs is not None else demo.truth.max_epochs
-    print(f"{args.subnets} subnets x {args.seeds} seeds of the demo space, up to {epochs} epochs each", flush=True)
+    widths = demo.space_widths or {"dense": list(DENSE_DIMS), "sparse": list(SPARSE_DIMS)}
+    widths = {"dense": args.dense_widths or widths["dense"], "sparse": args.sparse_widths or widths["sparse"]}
+    print(f"{args.subnets} subnets x {args.seeds} seeds of the demo space (widths {widths}), up to {epochs} epochs "
+          "each", flush=True)  # fmt: skip
     first_seconds = None
     for rows in sizes:
         folder = args.workdir / f"rows{rows}"
         data = make_data(demo, rows, folder)
         bayes = json.loads((data / "meta.json").read_text())["bayes_logloss"]["test"]
-        losses, seconds = measure(data, args, folder / f"runs-e{epochs}")
+        tag = "-".join(str(w) for w in widths["dense"]) + "_" + "-".join(str(w) for w in widths["sparse"])
+        losses, seconds = measure(data, args, widths, folder / f"runs-e{epochs}-{tag}")
         first_seconds = first_seconds or seconds
         finite = losses[np.isfinite(losses).all(axis=1)]
         noise = reliability(finite, seed=demo.subnet_seed)
