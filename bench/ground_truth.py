@@ -32,7 +32,7 @@ from sigeo.config import DatasetSettings, load_config, load_settings
 from sigeo.data.prepare import prepare
 from sigeo.data.synthetic import generate
 from sigeo.io import TrainingOutputs
-from sigeo.space.choice import DENSE_DIMS, SPARSE_DIMS
+from sigeo.space.choice import get_space
 from sigeo.study.correlation import subnet, train_subnet, training_seed, truth_settings
 from sigeo.study.stats import reliability
 
@@ -101,8 +101,11 @@ def main() -> None:
     demo = demo_settings()
     sizes = args.rows or [demo.spec.synthetic.rows]
     epochs = args.epochs if args.epochs is not None else demo.truth.max_epochs
-    widths = demo.space_widths or {"dense": list(DENSE_DIMS), "sparse": list(SPARSE_DIMS)}
-    widths = {"dense": args.dense_widths or widths["dense"], "sparse": args.sparse_widths or widths["sparse"]}
+    space = get_space(load_config(ROOT / "config" / "config.yaml")["spaces"][0], demo.space_widths)
+    widths = {
+        "dense": args.dense_widths or list(space.dense_dims),
+        "sparse": args.sparse_widths or list(space.sparse_dims),
+    }
     print(f"{args.subnets} subnets x {args.seeds} seeds of the demo space (widths {widths}), up to {epochs} epochs "
           "each", flush=True)  # fmt: skip
     first_seconds = None
