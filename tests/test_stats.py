@@ -14,6 +14,7 @@ from sigeo.study.stats import (
     correlation_frame,
     paired_difference,
     rank_correlation,
+    kendall_last_axis,
     reliability,
     spearman_last_axis,
 )
@@ -141,3 +142,16 @@ def test_spearman_along_the_last_axis_is_scipys_row_by_row():
     expected = [stats.spearmanr(PROXY[i], LOSS[i]).statistic for i in rows]
     assert spearman_last_axis(PROXY[rows], LOSS[rows]) == pytest.approx(expected, abs=1e-12)
     assert math.isnan(spearman_last_axis(np.ones(4), np.arange(4.0)))
+
+
+def test_kendall_along_the_last_axis_is_scipys_tau_b_row_by_row():
+    """Hand-computed τ-b with ties, then scipy's kendalltau on every resample of a batch (bootstrap
+    resamples repeat rows, so most hold ties in both vectors) from one call."""
+    # x = (1, 1, 2, 3), y = (1, 2, 2, 3): 6 pairs, 1 tied in x, 1 tied in y, none in both;
+    # the other pairs: (1,3) (1,4) (2,4) (3,4) concordant, (2,3) neither (tied in y) → 4 / √(5 · 5)
+    assert kendall_last_axis(np.array([1.0, 1, 2, 3]), np.array([1.0, 2, 2, 3])) == pytest.approx(0.8)
+    assert kendall_last_axis(PROXY, LOSS) == pytest.approx(stats.kendalltau(PROXY, LOSS).statistic, abs=1e-12)
+    rows = np.random.default_rng(0).integers(0, len(PROXY), (50, len(PROXY)))
+    expected = [stats.kendalltau(PROXY[i], LOSS[i]).statistic for i in rows]
+    assert kendall_last_axis(PROXY[rows], LOSS[rows]) == pytest.approx(expected, abs=1e-12)
+    assert math.isnan(kendall_last_axis(np.ones(4), np.arange(4.0)))

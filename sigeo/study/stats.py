@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import stats
 
 NAN_INTERVAL = (float("nan"), float("nan"))
+BOOTSTRAP_ELEMENTS = 2**22  # values of a pairwise statistic held at once: 32 MiB of float64
 
 
 @dataclass(frozen=True)
@@ -38,28 +39,6 @@ class RankCorrelation:
     kendall_ci: tuple[float, float]
     n: int
     dropped: int
-
-
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    return float(stats.spearmanr(x, y).statistic)
-
-
-def _kendall(x: np.ndarray, y: np.ndarray) -> float:
-    return float(stats.kendalltau(x, y).statistic)
-
-
-def _interval(statistic, x: np.ndarray, y: np.ndarray, n_resamples: int, confidence: float, seed: int):
-    result = stats.bootstrap(
-        (x, y),
-        statistic,
-        paired=True,
-        vectorized=False,
-        n_resamples=n_resamples,
-        confidence_level=confidence,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def rank_correlation(
@@ -92,9 +71,9 @@ def rank_correlation(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-        rho, tau = _spearman(x, y), _kendall(x, y)
-        rho_ci = _interval(_spearman, x, y, n_resamples, confidence, seed) if n_resamples else NAN_INTERVAL
-        tau_ci = _interval(_kendall, x, y, n_resamples, confidence, seed) if n_resamples else NAN_INTERVAL
+        rho, tau = float(spearman_last_axis(x, y)), float(kendall_last_axis(x, y))
+    rho_ci = _row_interval(lambda i: spearman_last_axis(x[i], y[i]), n, n_resamples, confidence, seed)
+    tau_ci = _row_interval(lambda i: kendall_last_axis(x[i], y[i]), n, n_resamples, confidence, seed)
     return RankCorrelation(rho, tau, rho_ci, tau_ci, n, int((~finite).sum()))
 
 
@@ -174,6 +153,23 @@ def spearman_last_axis(x: np.ndarray, y: np.ndarray) -> np.ndarray | float:
     return float(rho) if np.ndim(rho) == 0 else rho
 
 
+def kendall_last_axis(x: np.ndarray, y: np.ndarray) -> np.ndarray | float:
+    """Kendall τ-b along the last axis, (C − D) / √((P − Tx)(P − Ty)) over the P pairs of positions, Tx
+    and Ty the pairs tied in x and in y (scipy's τ-b); NaN where either side is constant.
+
+    Counting signs over every pair costs O(n²) per row, but it takes a whole (resamples, n) batch of
+    bootstrap resamples at once, where scipy's O(n log n) ``kendalltau`` is called once per resample.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    upper = np.triu_indices(x.shape[-1], k=1)
+    sx = np.sign(x[..., :, None] - x[..., None, :])[..., upper[0], upper[1]]
+    sy = np.sign(y[..., :, None] - y[..., None, :])[..., upper[0], upper[1]]
+    untied = np.count_nonzero(sx, axis=-1) * np.count_nonzero(sy, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tau = np.where(untied > 0, np.sum(sx * sy, axis=-1) / np.sqrt(untied), np.nan)
+    return float(tau) if np.ndim(tau) == 0 else tau
+
+
 def _mean_pairwise(correlation: Callable, matrix: np.ndarray) -> np.ndarray | float:
     """Mean of ``correlation`` over every pair of seeds (the last axis of ``matrix``)."""
     pairs = combinations(range(matrix.shape[-1]), 2)
@@ -187,24 +183,25 @@ def bootstrap_rows(
     n_resamples: int,
     confidence: float = 0.95,
     seed: int = 0,
-    vectorized: bool = True,
 ) -> tuple[float, float, float]:
     """``statistic`` of all ``n`` rows and its percentile interval over resampled rows.
 
     ``statistic`` takes row indices: everything measured on one row (a subnet's scores at every level,
-    its test loss) is resampled together, which is what makes a bootstrap *paired*. ``vectorized``: it
-    also takes a (resamples, n) batch of indices and returns one value per resample.
+    its test loss) is resampled together, which is what makes a bootstrap *paired*. It also takes a
+    (resamples, n) batch of indices and returns one value per resample.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
         estimate = float(statistic(np.arange(n)))
-    return (estimate, *_row_interval(statistic, n, n_resamples, confidence, seed, vectorized))
+    return (estimate, *_row_interval(statistic, n, n_resamples, confidence, seed))
 
 
-def _row_interval(
-    statistic: Callable, n: int, n_resamples: int, confidence: float, seed: int, vectorized: bool = True
-) -> tuple[float, float]:
-    """Percentile bootstrap of ``statistic(rows)`` over resampled row indices (rows move together)."""
+def _row_interval(statistic: Callable, n: int, n_resamples: int, confidence: float, seed: int) -> tuple[float, float]:
+    """Percentile bootstrap of ``statistic(rows)`` over resampled row indices (rows move together).
+
+    Resamples go to ``statistic`` in batches of at most ``BOOTSTRAP_ELEMENTS / n²`` rows, which bounds
+    the memory of a statistic over pairs of rows (:func:`kendall_last_axis`) whatever ``n``.
+    """
     if not n_resamples:
         return NAN_INTERVAL
     with warnings.catch_warnings():
@@ -212,9 +209,10 @@ def _row_interval(
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
         result = stats.bootstrap(
             (np.arange(n),),
-            (lambda i, axis=-1: statistic(i)) if vectorized else statistic,  # indices resample on the last axis
-            vectorized=vectorized,
+            lambda i, axis=-1: statistic(i),  # indices resample on the last axis
+            vectorized=True,
             n_resamples=n_resamples,
+            batch=max(1, BOOTSTRAP_ELEMENTS // (n * n)),
             confidence_level=confidence,
             method="percentile",
             rng=np.random.default_rng(seed),
@@ -243,14 +241,12 @@ def reliability(
     icc1 = (msb - msw) / (msb + (k - 1) * msw) if msb + (k - 1) * msw > 0 else nan
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        rho, tau = float(_mean_pairwise(spearman_last_axis, y)), float(_mean_pairwise(_kendall, y))
+        rho, tau = float(_mean_pairwise(spearman_last_axis, y)), float(_mean_pairwise(kendall_last_axis, y))
     return Reliability(
         spearman=rho,
         spearman_ci=_row_interval(lambda i: _mean_pairwise(spearman_last_axis, y[i]), n, n_resamples, confidence, seed),
         kendall=tau,
-        kendall_ci=_row_interval(
-            lambda i: _mean_pairwise(_kendall, y[i]), n, n_resamples, confidence, seed, vectorized=False
-        ),
+        kendall_ci=_row_interval(lambda i: _mean_pairwise(kendall_last_axis, y[i]), n, n_resamples, confidence, seed),
         icc1=icc1,
         sd_between=float(np.sqrt(max(msb - msw, 0.0) / k)),
         sd_within=float(np.sqrt(msw)),
