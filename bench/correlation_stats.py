@@ -9,7 +9,7 @@ baseline of scipy's ``bootstrap(..., vectorized=False)`` calling ``spearmanr``/`
 per resample. Both draw the same resamples, so it also prints the largest difference between their
 interval ends (it must be rounding, around 1e-16).
 
-    python bench/statistics.py [--subnets 32] [--repeated 16] [--proxies 15] [--levels 3] [--resamples 1000]
+    python bench/correlation_stats.py [--subnets 32] [--repeated 16] [--proxies 15] [--levels 3] [--resamples 1000]
 """
 
 from __future__ import annotations
