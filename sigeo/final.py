@@ -82,6 +82,7 @@ class FinalSettings:
     plateau_patience: int
     shuffle_block_rows: int | None
     embedding_l2: float
+    adagrad_eps: float
     divergence_factor: float
     use_layernorm: bool
     checkpoint_dir: str | None
@@ -188,6 +189,7 @@ def loop_settings(settings: FinalSettings, **changes) -> TrainSettings:
         plateau_patience=settings.plateau_patience,
         patience=settings.patience,
         embedding_l2=settings.embedding_l2,
+        adagrad_eps=settings.adagrad_eps,
     )
     return replace(loop, **changes)
 

@@ -58,7 +58,8 @@ class TrainSettings:
     ``embedding_l2``: weight of the squared L2 norm of the distinct embedding rows a batch looks up
     (a penalty on the whole tables would make every sparse update dense). ``divergence_logloss``: a
     validation log loss above it, or not finite, ends the run as diverged (None: validation never
-    ends a run).
+    ends a run). ``adagrad_eps``: Adagrad's ``eps``, added to the root of each weight's summed squared
+    gradients before dividing by it.
     """
 
     lr: float
@@ -76,6 +77,7 @@ class TrainSettings:
     divergence_logloss: float | None = None
     lr_min: float = LR_MIN  # where the cosine ends; a warm-up keeps learning to its last step with a floor
     lr_cuts: tuple[int, ...] = ()
+    adagrad_eps: float = ADAGRAD_EPS
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -96,10 +98,11 @@ def to_device(batch: tuple[np.ndarray, ...], device: torch.device) -> Batch:
     return tuple(torch.from_numpy(a).to(device, non_blocking=True) for a in batch)  # type: ignore[return-value]
 
 
-def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
-    """Adagrad over every trainable parameter (dense and sparse gradients alike)."""
+def make_optimizer(model: nn.Module, lr: float, eps: float = ADAGRAD_EPS) -> torch.optim.Optimizer:
+    """Adagrad over every trainable parameter (dense and sparse gradients alike); ``eps`` defaults to
+    the original's 1e-2."""
     torch.sparse.check_sparse_tensor_invariants.disable()  # Adagrad builds sparse updates; skip the debug checks
-    return torch.optim.Adagrad([p for p in model.parameters() if p.requires_grad], lr=lr, eps=ADAGRAD_EPS)
+    return torch.optim.Adagrad([p for p in model.parameters() if p.requires_grad], lr=lr, eps=eps)
 
 
 def make_scheduler(
@@ -259,7 +262,7 @@ def train_loop(
     ``steps_per_epoch`` labels the curve with epochs and sets the plateau schedule's warm-up.
     Raises :class:`TrainingDiverged` on a non-finite training loss or a diverged validation log loss.
     """
-    optimizer = make_optimizer(model, settings.lr)
+    optimizer = make_optimizer(model, settings.lr, settings.adagrad_eps)
     plateau = settings.schedule == "plateau"
     if plateau:
         if validate is None:

@@ -40,10 +40,12 @@ def settings(**changes) -> FinalSettings:
     return replace(base, **changes)
 
 
-def test_cosine_in_shard_order_without_layer_norm_is_the_papers_training(tiny_data, arch, tmp_path, one_thread):
+@pytest.mark.parametrize("eps", [0.01, 1e-4], ids=["original-eps", "demo-eps"])
+def test_cosine_in_shard_order_without_layer_norm_is_the_papers_training(tiny_data, arch, tmp_path, one_thread, eps):
     """The same weights as a plain loop of the original recipe: seeded init, whole batches taken round-robin
-    over 8 contiguous shards, warm-up + cosine over every step, clipping at 5, last weights."""
-    s = settings(schedule="cosine", shuffle_block_rows=None, use_layernorm=False)
+    over 8 contiguous shards, warm-up + cosine over every step, clipping at 5, last weights; Adagrad's eps
+    the setting's (the original's 0.01, and the demo's 1e-4, whose weights differ from it)."""
+    s = settings(schedule="cosine", shuffle_block_rows=None, use_layernorm=False, adagrad_eps=eps)
     metrics = train_final(arch, tiny_data, s, TrainingOutputs.in_folder(tmp_path), CPU)
     dataset = Dataset.open(tiny_data)
     torch.manual_seed(s.seed)
@@ -55,7 +57,7 @@ def test_cosine_in_shard_order_without_layer_norm_is_the_papers_training(tiny_da
               if k * shard + (j + 1) * s.batch_size <= min((k + 1) * shard, len(train))]  # fmt: skip
     steps = len(starts)
     assert steps == 8 * (shard // s.batch_size) < len(train) // s.batch_size  # a shard's remainder is not read
-    optimizer = make_optimizer(model, s.lr)
+    optimizer = make_optimizer(model, s.lr, eps)
     scheduler = make_scheduler(optimizer, steps * s.epochs, int(steps * s.epochs * 0.1))
     for step in range(steps * s.epochs):
         start = starts[step % steps]
@@ -68,6 +70,7 @@ def test_cosine_in_shard_order_without_layer_norm_is_the_papers_training(tiny_da
     saved = torch.load(tmp_path / "model.pt", weights_only=True)
     assert saved.keys() == model.state_dict().keys()
     assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+    assert optimizer.param_groups[0]["eps"] == eps
     assert metrics["status"] == "ok" and metrics["stop_reason"] == "schedule_end" and metrics["steps"] == 2 * steps
     assert metrics["net"] == {"use_layernorm": False} and metrics["best"]["step"] == 2 * steps
     size = standalone_size(arch, dataset.num_dense, dataset.num_sparse)

@@ -12,9 +12,9 @@ from scipy import stats
 
 from sigeo.study.stats import (
     correlation_frame,
+    kendall_last_axis,
     paired_difference,
     rank_correlation,
-    kendall_last_axis,
     reliability,
     spearman_last_axis,
 )
