@@ -9,10 +9,12 @@ teacher's (Bayes) log loss, and the seconds per training as a ratio to the first
 needs a seed-pair Spearman of ``correlation.min_reliability`` (0.8) before any claim is decided.
 
 ``--dense-widths`` / ``--sparse-widths`` replace the space's width choices (default: the config's
-``space_widths``), to see how much of the architectures' spread the narrow choices make.
+``space_widths``), to see how much of the architectures' spread the narrow choices make;
+``--adagrad-eps`` replaces the training's Adagrad eps (default: the config's ``final.adagrad_eps``),
+to see how much of the seeds' spread the first steps' damping makes.
 
     python bench/ground_truth.py [--rows 100000 500000] [--epochs E] [--subnets 8] [--seeds 2]
-                                 [--dense-widths 16 32 64 128] [--sparse-widths 16 32]
+                                 [--dense-widths 16 32 64 128] [--sparse-widths 16 32] [--adagrad-eps E]
                                  [--procs 2] [--workdir /tmp/sigeo-bench-truth]
 """
 
@@ -56,25 +58,25 @@ def make_data(demo: DatasetSettings, rows: int, folder: Path) -> Path:
     return data
 
 
-def train_one(job: tuple[Path, int, int, int | None, dict, Path]) -> tuple[int, int, float, float]:
-    """One ground-truth training (subnet ``index`` of the space with ``widths``, training seed ``seed``):
-    its test log loss (NaN when it diverged) and seconds."""
-    data, index, seed, epochs, widths, out = job
+def train_one(job: tuple[Path, int, int, int | None, dict, float, Path]) -> tuple[int, int, float, float]:
+    """One ground-truth training (subnet ``index`` of the space with ``widths``, training seed ``seed``,
+    Adagrad's ``eps``): its test log loss (NaN when it diverged) and seconds."""
+    data, index, seed, epochs, widths, eps, out = job
     torch.set_num_threads(1)
     demo = demo_settings()
     space = load_config(ROOT / "config" / "config.yaml")["spaces"][0]
     arch = subnet(space, demo.num_blocks, demo.subnet_seed, index, widths)
-    truth = training_seed(truth_settings(demo.truth, epochs, None), seed)
+    truth = replace(training_seed(truth_settings(demo.truth, epochs, None), seed), adagrad_eps=eps)
     started = time.perf_counter()
     metrics = train_subnet(arch, data, truth, TrainingOutputs.in_folder(out), torch.device("cpu"))
     test = (metrics.get("test") or {}).get("logloss")
     return index, seed, float("nan") if test is None else test, time.perf_counter() - started
 
 
-def measure(data: Path, args: argparse.Namespace, widths: dict, runs: Path) -> tuple[np.ndarray, float]:
+def measure(data: Path, args: argparse.Namespace, widths: dict, eps: float, runs: Path) -> tuple[np.ndarray, float]:
     """The (subnets × seeds) test log losses and the mean seconds per training."""
     jobs = [
-        (data, i, s, args.epochs, widths, runs / f"{i}" / f"seed{s}")
+        (data, i, s, args.epochs, widths, eps, runs / f"{i}" / f"seed{s}")
         for i in range(args.subnets)
         for s in range(args.seeds)
     ]
@@ -95,6 +97,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--dense-widths", type=int, nargs="+", default=None, help="default: the config's")
     parser.add_argument("--sparse-widths", type=int, nargs="+", default=None, help="default: the config's")
+    parser.add_argument("--adagrad-eps", type=float, default=None, help="default: the config's final.adagrad_eps")
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/sigeo-bench-truth"))
     args = parser.parse_args()
@@ -106,15 +109,16 @@ def main() -> None:
         "dense": args.dense_widths or list(space.dense_dims),
         "sparse": args.sparse_widths or list(space.sparse_dims),
     }
+    eps = args.adagrad_eps if args.adagrad_eps is not None else demo.truth.adagrad_eps
     print(f"{args.subnets} subnets x {args.seeds} seeds of the demo space (widths {widths}), up to {epochs} epochs "
-          "each", flush=True)  # fmt: skip
+          f"each, Adagrad eps {eps:g}", flush=True)  # fmt: skip
     first_seconds = None
     for rows in sizes:
         folder = args.workdir / f"rows{rows}"
         data = make_data(demo, rows, folder)
         bayes = json.loads((data / "meta.json").read_text())["bayes_logloss"]["test"]
         tag = "-".join(str(w) for w in widths["dense"]) + "_" + "-".join(str(w) for w in widths["sparse"])
-        losses, seconds = measure(data, args, widths, folder / f"runs-e{epochs}-{tag}")
+        losses, seconds = measure(data, args, widths, eps, folder / f"runs-e{epochs}-{tag}-eps{eps:g}")
         first_seconds = first_seconds or seconds
         finite = losses[np.isfinite(losses).all(axis=1)]
         noise = reliability(finite, seed=demo.subnet_seed)
