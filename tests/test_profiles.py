@@ -51,8 +51,9 @@ def test_slurm_profile_asks_one_gpu_for_each_gpu_rule():
     assert not any("slurm_extra" in resources for resources in per_rule.values())  # the plugin rejects GPU flags there
 
 
+# One file per call: the plugin submits jobs concurrently, and lines appended to one shared file interleave.
 FAKE_SBATCH = """#!/bin/sh
-{ echo '=== sbatch'; printf '%s\\n' "$@"; } >> "$SBATCH_CALLS"
+printf '%s\\n' "$@" > "$(mktemp "$SBATCH_CALLS/call.XXXXXX")"
 echo 'sbatch: error: a stand-in that submits nothing' >&2
 exit 1
 """
@@ -74,13 +75,14 @@ def sbatch_calls(workdir: Path, set_resources: dict[str, dict], targets: list[st
     for rule, resources in set_resources.items():
         config["set-resources"][rule] = {**config["set-resources"][rule], **resources}
     (profile / "config.yaml").write_text(yaml.safe_dump(config))
-    calls = workdir / "sbatch.txt"
+    calls = workdir / "sbatch_calls"
+    calls.mkdir()
     env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "SBATCH_CALLS": str(calls)}
     options = ("--retries", "0", "--slurm-init-seconds-before-status-checks", "1")
     run_snakemake(workdir, "--profile", str(profile), *options, *targets, check=False, env=env, timeout=300)
     by_rule = {}
-    for call in calls.read_text().split("=== sbatch\n")[1:]:
-        args = call.splitlines()
+    for call in sorted(calls.iterdir()):
+        args = call.read_text().splitlines()
         if "--comment" not in args:  # the plugin's own probes of sbatch (no job), not a submission
             continue
         by_rule[re.match(r"rule_(\w+?)_wildcards", args[args.index("--comment") + 1])[1]] = args
