@@ -5,8 +5,9 @@ it trains the study's first ``--subnets`` subnets with ``--seeds`` seeds each, e
 ``train_subnet``/``train_subnet_seed`` do (the config's ground-truth training, ``--epochs`` passes at
 most), and prints the seed-pair Spearman of the subnets' test log losses with its bootstrap
 interval, ICC(1), the architectures' and the seeds' SDs, the mean test log loss against the
-teacher's (Bayes) log loss, and the seconds per training as a ratio to the first size's. The study
-needs a seed-pair Spearman of ``correlation.min_reliability`` (0.8) before any claim is decided.
+teacher's (Bayes) log loss, the seconds per training as a ratio to the first size's, and the subnet
+whose seeds disagree most, with their test log losses. The study needs a seed-pair Spearman of
+``correlation.min_reliability`` (0.8) before any claim is decided.
 
 ``--dense-widths`` / ``--sparse-widths`` replace the space's width choices (default: the config's
 ``space_widths``), to see how much of the architectures' spread the narrow choices make;
@@ -131,6 +132,11 @@ def main() -> None:
             f"{len(losses) - len(finite)} subnets diverged",
             flush=True,
         )
+        spread = np.ptp(finite, axis=1)
+        if spread.size:
+            widest = np.flatnonzero(np.isfinite(losses).all(axis=1))[int(np.argmax(spread))]
+            print(f"  the seeds' widest disagreement: subnet {widest}, test log loss "
+                  + " / ".join(f"{loss:.4f}" for loss in losses[widest]), flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

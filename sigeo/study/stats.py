@@ -161,9 +161,8 @@ def kendall_last_axis(x: np.ndarray, y: np.ndarray) -> np.ndarray | float:
     bootstrap resamples at once, where scipy's O(n log n) ``kendalltau`` is called once per resample.
     """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    upper = np.triu_indices(x.shape[-1], k=1)
-    sx = np.sign(x[..., :, None] - x[..., None, :])[..., upper[0], upper[1]]
-    sy = np.sign(y[..., :, None] - y[..., None, :])[..., upper[0], upper[1]]
+    first, second = np.triu_indices(x.shape[-1], k=1)
+    sx, sy = np.sign(x[..., first] - x[..., second]), np.sign(y[..., first] - y[..., second])
     untied = np.count_nonzero(sx, axis=-1) * np.count_nonzero(sy, axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         tau = np.where(untied > 0, np.sum(sx * sy, axis=-1) / np.sqrt(untied), np.nan)
