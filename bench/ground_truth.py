@@ -12,10 +12,12 @@ whose seeds disagree most, with their test log losses. The study needs a seed-pa
 ``--dense-widths`` / ``--sparse-widths`` replace the space's width choices (default: the config's
 ``space_widths``), to see how much of the architectures' spread the narrow choices make;
 ``--adagrad-eps`` replaces the training's Adagrad eps (default: the config's ``final.adagrad_eps``),
-to see how much of the seeds' spread the first steps' damping makes.
+to see how much of the seeds' spread the first steps' damping makes; ``--embedding-l2`` its
+embedding L2 weight (default: ``final.embedding_l2``).
 
     python bench/ground_truth.py [--rows 100000 500000] [--epochs E] [--subnets 8] [--seeds 2]
                                  [--dense-widths 16 32 64 128] [--sparse-widths 16 32] [--adagrad-eps E]
+                                 [--embedding-l2 L]
                                  [--procs 2] [--workdir /tmp/sigeo-bench-truth]
 """
 
@@ -59,25 +61,26 @@ def make_data(demo: DatasetSettings, rows: int, folder: Path) -> Path:
     return data
 
 
-def train_one(job: tuple[Path, int, int, int | None, dict, float, Path]) -> tuple[int, int, float, float]:
+def train_one(job: tuple[Path, int, int, int | None, dict, dict, Path]) -> tuple[int, int, float, float]:
     """One ground-truth training (subnet ``index`` of the space with ``widths``, training seed ``seed``,
-    Adagrad's ``eps``): its test log loss (NaN when it diverged) and seconds."""
-    data, index, seed, epochs, widths, eps, out = job
+    ``recipe``: Adagrad's eps and the embedding L2 weight): its test log loss (NaN when it diverged)
+    and seconds."""
+    data, index, seed, epochs, widths, recipe, out = job
     torch.set_num_threads(1)
     demo = demo_settings()
     space = load_config(ROOT / "config" / "config.yaml")["spaces"][0]
     arch = subnet(space, demo.num_blocks, demo.subnet_seed, index, widths)
-    truth = replace(training_seed(truth_settings(demo.truth, epochs, None), seed), adagrad_eps=eps)
+    truth = replace(training_seed(truth_settings(demo.truth, epochs, None), seed), **recipe)
     started = time.perf_counter()
     metrics = train_subnet(arch, data, truth, TrainingOutputs.in_folder(out), torch.device("cpu"))
     test = (metrics.get("test") or {}).get("logloss")
     return index, seed, float("nan") if test is None else test, time.perf_counter() - started
 
 
-def measure(data: Path, args: argparse.Namespace, widths: dict, eps: float, runs: Path) -> tuple[np.ndarray, float]:
+def measure(data: Path, args: argparse.Namespace, widths: dict, recipe: dict, runs: Path) -> tuple[np.ndarray, float]:
     """The (subnets × seeds) test log losses and the mean seconds per training."""
     jobs = [
-        (data, i, s, args.epochs, widths, eps, runs / f"{i}" / f"seed{s}")
+        (data, i, s, args.epochs, widths, recipe, runs / f"{i}" / f"seed{s}")
         for i in range(args.subnets)
         for s in range(args.seeds)
     ]
@@ -99,6 +102,7 @@ def main() -> None:
     parser.add_argument("--dense-widths", type=int, nargs="+", default=None, help="default: the config's")
     parser.add_argument("--sparse-widths", type=int, nargs="+", default=None, help="default: the config's")
     parser.add_argument("--adagrad-eps", type=float, default=None, help="default: the config's final.adagrad_eps")
+    parser.add_argument("--embedding-l2", type=float, default=None, help="default: the config's final.embedding_l2")
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/sigeo-bench-truth"))
     args = parser.parse_args()
@@ -111,15 +115,17 @@ def main() -> None:
         "sparse": args.sparse_widths or list(space.sparse_dims),
     }
     eps = args.adagrad_eps if args.adagrad_eps is not None else demo.truth.adagrad_eps
+    l2 = args.embedding_l2 if args.embedding_l2 is not None else demo.truth.embedding_l2
+    recipe = {"adagrad_eps": eps, "embedding_l2": l2}
     print(f"{args.subnets} subnets x {args.seeds} seeds of the demo space (widths {widths}), up to {epochs} epochs "
-          f"each, Adagrad eps {eps:g}", flush=True)  # fmt: skip
+          f"each, Adagrad eps {eps:g}, embedding L2 {l2:g}", flush=True)  # fmt: skip
     first_seconds = None
     for rows in sizes:
         folder = args.workdir / f"rows{rows}"
         data = make_data(demo, rows, folder)
         bayes = json.loads((data / "meta.json").read_text())["bayes_logloss"]["test"]
         tag = "-".join(str(w) for w in widths["dense"]) + "_" + "-".join(str(w) for w in widths["sparse"])
-        losses, seconds = measure(data, args, widths, eps, folder / f"runs-e{epochs}-{tag}-eps{eps:g}")
+        losses, seconds = measure(data, args, widths, recipe, folder / f"runs-e{epochs}-{tag}-eps{eps:g}-l2{l2:g}")
         first_seconds = first_seconds or seconds
         finite = losses[np.isfinite(losses).all(axis=1)]
         noise = reliability(finite, seed=demo.subnet_seed)
