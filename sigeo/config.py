@@ -426,7 +426,7 @@ def gpu_conda_env(config: dict, workflow_dir: str | os.PathLike = ROOT) -> Path:
 class DatasetSettings:
     """One data set's settings as its jobs compute with them: each section typed, with the data set's
     ``overrides`` applied. ``truth`` is the correlation study's ground-truth training (``final`` with
-    the study's ``epochs`` and ``max_train_rows``); ``retrain_on_trainval`` adds a job to each search
+    the study's ``epochs``, ``max_train_rows`` and ``embedding_l2``); ``retrain_on_trainval`` adds a job to each search
     and changes no training, so no job's settings hold it."""
 
     spec: DatasetSpec
@@ -547,7 +547,7 @@ def _dataset_settings(config: dict, name: str, correlation: CorrelationSettings)
         probe_data=_typed(ProbeData, seen["proxy"], shards=seen["data"]["shards"]),
         search=_typed(SearchSettings, seen["search"], seed=seed),
         final=final,
-        truth=truth_settings(final, study["epochs"], study["max_train_rows"]),
+        truth=truth_settings(final, study["epochs"], study["max_train_rows"], study["embedding_l2"]),
         devices=_typed(DeviceSettings, seen["devices"]),
         correlation=correlation,
         retrain_on_trainval=seen["final"]["retrain_on_trainval"],

@@ -62,6 +62,10 @@ def test_settings_defaults_and_overrides():
     short = settings(epochs=1, max_train_rows=50).truth
     assert short.max_train_rows == 50 and short.epochs == 1 and short.max_epochs == 1 and short.epochs_to_run == 1
     assert settings().truth.max_epochs == settings().final.max_epochs
+    penalised = load_settings(config() | {"final": {"embedding_l2": 1e-3}}).datasets["d"]
+    assert penalised.truth.embedding_l2 == 1e-3  # null: the final training's
+    alone = load_settings(config(embedding_l2=0) | {"final": {"embedding_l2": 1e-3}}).datasets["d"]
+    assert alone.truth.embedding_l2 == 0 and alone.final.embedding_l2 == 1e-3
     with pytest.raises(Exception, match="unknown proxy 'nope'"):
         settings(proxies=["nope"])
 

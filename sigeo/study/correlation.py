@@ -134,14 +134,18 @@ class CorrelationSettings:
         ]
 
 
-def truth_settings(final: FinalSettings, epochs: int | None, max_train_rows: int | None) -> FinalSettings:
-    """The ground truth's training: the final training's settings with the study's ``epochs`` and
-    ``max_train_rows`` where set (null: the final training's).
+def truth_settings(
+    final: FinalSettings, epochs: int | None, max_train_rows: int | None, embedding_l2: float | None = None
+) -> FinalSettings:
+    """The ground truth's training: the final training's settings with the study's ``epochs``,
+    ``max_train_rows`` and ``embedding_l2`` where set (None: the final training's).
 
     ``epochs`` caps the training whatever the schedule: it replaces both the cosine schedule's fixed
     ``epochs`` and the plateau schedule's ``max_epochs``.
     """
     changes = {} if max_train_rows is None else {"max_train_rows": max_train_rows}
+    if embedding_l2 is not None:
+        changes |= {"embedding_l2": embedding_l2}
     if epochs is not None:
         changes |= {"epochs": epochs, "max_epochs": epochs}
     return replace(final, **changes)
