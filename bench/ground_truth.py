@@ -13,7 +13,7 @@ whose seeds disagree most, with their test log losses. The study needs a seed-pa
 ``space_widths``), to see how much of the architectures' spread the narrow choices make;
 ``--adagrad-eps`` replaces the training's Adagrad eps (default: the config's ``final.adagrad_eps``),
 to see how much of the seeds' spread the first steps' damping makes; ``--embedding-l2`` its
-embedding L2 weight (default: ``final.embedding_l2``).
+embedding L2 weight (default: the ground truth's, ``correlation.embedding_l2``).
 
     python bench/ground_truth.py [--rows 100000 500000] [--epochs E] [--subnets 8] [--seeds 2]
                                  [--dense-widths 16 32 64 128] [--sparse-widths 16 32] [--adagrad-eps E]
@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--dense-widths", type=int, nargs="+", default=None, help="default: the config's")
     parser.add_argument("--sparse-widths", type=int, nargs="+", default=None, help="default: the config's")
     parser.add_argument("--adagrad-eps", type=float, default=None, help="default: the config's final.adagrad_eps")
-    parser.add_argument("--embedding-l2", type=float, default=None, help="default: the config's final.embedding_l2")
+    parser.add_argument("--embedding-l2", type=float, default=None, help="default: the ground truth's")
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/sigeo-bench-truth"))
     args = parser.parse_args()
