@@ -127,7 +127,8 @@ def main() -> None:
         tag = "-".join(str(w) for w in widths["dense"]) + "_" + "-".join(str(w) for w in widths["sparse"])
         losses, seconds = measure(data, args, widths, recipe, folder / f"runs-e{epochs}-{tag}-eps{eps:g}-l2{l2:g}")
         first_seconds = first_seconds or seconds
-        finite = losses[np.isfinite(losses).all(axis=1)]
+        converged = np.flatnonzero(np.isfinite(losses).all(axis=1))
+        finite = losses[converged]
         noise = reliability(finite, seed=demo.subnet_seed)
         low, high = noise.spearman_ci
         print(
@@ -138,9 +139,8 @@ def main() -> None:
             f"{len(losses) - len(finite)} subnets diverged",
             flush=True,
         )
-        spread = np.ptp(finite, axis=1)
-        if spread.size:
-            widest = np.flatnonzero(np.isfinite(losses).all(axis=1))[int(np.argmax(spread))]
+        if converged.size:
+            widest = converged[int(np.argmax(np.ptp(finite, axis=1)))]
             print(f"  the seeds' widest disagreement: subnet {widest}, test log loss "
                   + " / ".join(f"{loss:.4f}" for loss in losses[widest]), flush=True)  # fmt: skip
 

@@ -426,8 +426,8 @@ def gpu_conda_env(config: dict, workflow_dir: str | os.PathLike = ROOT) -> Path:
 class DatasetSettings:
     """One data set's settings as its jobs compute with them: each section typed, with the data set's
     ``overrides`` applied. ``truth`` is the correlation study's ground-truth training (``final`` with
-    the study's ``epochs``, ``max_train_rows`` and ``embedding_l2``); ``retrain_on_trainval`` adds a job to each search
-    and changes no training, so no job's settings hold it."""
+    the study's ``epochs``, ``max_train_rows`` and ``embedding_l2``); ``retrain_on_trainval`` adds a
+    job to each search and changes no training, so no job's settings hold it."""
 
     spec: DatasetSpec
     prepare: PrepareSettings
